@@ -1,0 +1,43 @@
+# carelink: the commands a newcomer needs. Everything sets itself up on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run test test-unit lint docs docs-check clean
+
+help: ## show this help
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "carelink needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install carelink with its tools
+
+run: $(STAMP) ## start broker, PostgreSQL and the four services locally until Ctrl-C
+	$(PY) -m services.stack
+
+test: $(STAMP) ## run the whole test suite (unit, contract, integration, end-to-end)
+	$(PY) -m pytest
+
+test-unit: $(STAMP) ## only the tests that need no servers
+	$(PY) -m pytest tests/unit tests/contract
+
+lint: $(STAMP) ## ruff and mypy, as strict as CI
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+docs: $(STAMP) ## regenerate the JSON Schemas and the AsyncAPI document from the contracts
+	$(PY) -m contracts.docs
+
+docs-check: $(STAMP) ## fail if the committed schemas differ from the code
+	$(PY) -m contracts.docs --check
+
+clean: ## remove local data and logs (.local); keeps .venv
+	rm -rf .local

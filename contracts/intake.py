@@ -1,0 +1,119 @@
+"""Events the intake service appends to `care.cases`."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from contracts.cases import CaseEvent, register
+from contracts.hospital_v1 import CancelReason, ServiceCode
+
+FeeSupport = Literal["full", "self-pay"]
+
+
+@register
+class CaseReceived(CaseEvent):
+    """A submission was accepted for processing: the case exists from here on."""
+
+    ce_type = "carelink.case.received.v1"
+    producer = "intake"
+
+    submitted_at: AwareDatetime
+    age_band: str
+    district: str
+    dong: str
+    requested_services: list[ServiceCode]
+    admission_date: date
+    expected_discharge_date: date
+    priority: Literal["routine", "urgent"]
+    mobility: Literal["independent", "assisted", "wheelchair", "bedridden"]
+    registered_disability: bool
+    lives_alone: bool
+    has_family_caregiver: bool
+    uses_public_care: bool
+    do_not_contact: bool
+
+
+@register
+class CaseAccepted(CaseEvent):
+    """Triaged: eligible on the automatic rules, routed to the district's centre."""
+
+    ce_type = "carelink.case.accepted.v1"
+    producer = "intake"
+
+    # An opaque id for the person, allocated by intake, so the annual cap can be
+    # summed across all of one person's cases without any personal data on topics.
+    person_id: str
+    policy_year: int
+    fee_support: FeeSupport
+    centre_id: str
+    district: str
+    priority: Literal["routine", "urgent"]
+    review_deadline: AwareDatetime
+    expected_discharge_date: date
+    requested_services: list[ServiceCode]
+
+
+class FieldError(BaseModel):
+    """Where a submission failed the contract; never the submitted value itself."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    field: str
+    message: str
+    type: str
+
+
+@register
+class CaseRejected(CaseEvent):
+    ce_type = "carelink.case.rejected.v1"
+    producer = "intake"
+
+    reason_code: Literal[
+        "missing-consent",
+        "ineligible-age",
+        "outside-service-area",
+        "invalid-referral",
+        "conflicting-duplicate",
+        "unknown-hospital",
+    ]
+    reason: str
+    errors: list[FieldError] = []
+
+
+@register
+class CaseResubmitted(CaseEvent):
+    """An identical submission arrived again: the hospital gets the current status again."""
+
+    ce_type = "carelink.case.resubmitted.v1"
+    producer = "intake"
+
+
+@register
+class DischargeDateChanged(CaseEvent):
+    ce_type = "carelink.case.discharge-date-changed.v1"
+    producer = "intake"
+
+    expected_discharge_date: date
+
+
+@register
+class CaseDischarged(CaseEvent):
+    """The patient left hospital: the post-discharge clock starts."""
+
+    ce_type = "carelink.case.discharged.v1"
+    producer = "intake"
+
+    discharged_at: AwareDatetime
+
+
+@register
+class CaseCancelled(CaseEvent):
+    """The hospital withdrew the referral; its free-text reason stays in intake's store."""
+
+    ce_type = "carelink.case.cancelled.v1"
+    producer = "intake"
+
+    reason_code: CancelReason

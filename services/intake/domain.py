@@ -1,0 +1,103 @@
+"""Pure intake rules: is a submission acceptable, and what the case looks like
+on care.cases. No I/O: everything needed is passed in."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from contracts.hospital_v1 import ReferralSubmitted
+from contracts.intake import FieldError
+from services.policy import PolicyBook, Registry, age_band, age_on, check_eligibility, seoul_date
+from services.policy import fee_support as fee_rule
+
+# Programme design: a Care SOS manager visits within 72 hours; urgent referrals first.
+REVIEW_DEADLINE = {"routine": timedelta(hours=72), "urgent": timedelta(hours=24)}
+
+
+@dataclass(frozen=True)
+class Refused:
+    reason_code: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Triage:
+    policy_year: int
+    fee_support: str
+    centre_id: str
+    age_band: str
+    review_deadline: datetime
+
+
+def field_errors(exc: ValidationError) -> list[FieldError]:
+    """Field-by-field errors for the hospital, without echoing the submitted values."""
+    return [
+        FieldError(
+            field=".".join(str(part) for part in err["loc"]) or "<record>",
+            message=err["msg"],
+            type=err["type"],
+        )
+        for err in exc.errors(include_input=False, include_url=False)
+    ]
+
+
+def content_hash(data: dict[str, Any]) -> str:
+    """Identical re-submissions hash alike whatever the key order or whitespace."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def triage(
+    submission: ReferralSubmitted, *, policies: PolicyBook, registry: Registry
+) -> Refused | Triage:
+    """Consent first, then the policy year's age and area rules, then routing and fee."""
+    if not submission.consent.given:
+        return Refused("missing-consent", "no consent to share the referral with the district")
+    submitted_on = seoul_date(submission.submitted_at)
+    policy = policies.for_date(submitted_on)
+    patient = submission.patient
+    age = age_on(patient.birth_date, submitted_on)
+    refusal = check_eligibility(
+        policy,
+        age=age,
+        registered_disability=patient.registered_disability,
+        district=patient.address.district,
+    )
+    if refusal is not None:
+        return Refused(refusal.reason_code, refusal.reason)
+    centre = registry.centre_for(patient.address.district)
+    if centre is None:
+        return Refused(
+            "outside-service-area",
+            f"no Care SOS centre is registered for {patient.address.district}",
+        )
+    return Triage(
+        policy_year=policy.year,
+        fee_support=fee_rule(
+            policy,
+            household_size=patient.household_size,
+            monthly_income=patient.monthly_household_income_krw,
+        ),
+        centre_id=centre.id,
+        age_band=age_band(age),
+        review_deadline=submission.submitted_at + REVIEW_DEADLINE[submission.priority],
+    )
+
+
+def patient_key(submission: ReferralSubmitted) -> str:
+    """Who the patient is, for matching only: name (spaces and case folded) and birth date.
+
+    Kept in intake's database alone. Two hospitals referring the same person get
+    the same key; a typo in the name makes two people, which a coordinator can
+    merge, whereas a false match would mix two people's care.
+    """
+    name = "".join(submission.patient.name.split()).casefold()
+    return hashlib.sha256(
+        f"{name}|{submission.patient.birth_date.isoformat()}".encode()
+    ).hexdigest()

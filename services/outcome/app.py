@@ -1,0 +1,16 @@
+"""Composition root of the outcome service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from contracts.topics import CASES
+from services.outcome.usecases import Outcome
+from services.runtime.service import ServiceSpec
+
+SPEC = ServiceSpec(
+    name="outcome",
+    migrations=Path(__file__).with_name("migrations"),
+    topics=lambda _registry: [CASES],
+    handler=lambda _context: Outcome().handle,
+)

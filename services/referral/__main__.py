@@ -1,0 +1,4 @@
+from services.referral.app import SPEC
+from services.runtime.service import main
+
+main(SPEC)

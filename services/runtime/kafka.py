@@ -1,0 +1,167 @@
+"""Kafka clients built from settings: the FastStream broker, the relay's
+producer, topic creation, and the one subscriber each service has."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.message import StreamMessage
+
+from contracts.topics import TopicSpec
+from services.runtime.logging import get_logger
+from services.runtime.pipeline import Record
+from services.runtime.settings import KafkaSettings
+
+log = get_logger(__name__)
+
+_TOPIC_ALREADY_EXISTS = 36
+
+
+def client_options(settings: KafkaSettings) -> dict[str, Any]:
+    """Connection options shared by every aiokafka client: address and security."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap.split(","),
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(
+            cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None
+        )
+        if settings.ssl_certfile:
+            context.load_cert_chain(
+                str(settings.ssl_certfile),
+                str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
+            )
+        options["ssl_context"] = context
+    if settings.security_protocol.startswith("SASL"):
+        options["sasl_mechanism"] = settings.sasl_mechanism or "SCRAM-SHA-512"
+        options["sasl_plain_username"] = settings.sasl_username
+        options["sasl_plain_password"] = (
+            settings.sasl_password.get_secret_value() if settings.sasl_password else None
+        )
+    return options
+
+
+def make_producer(settings: KafkaSettings, *, client_id: str) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        **client_options(settings),
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=settings.enable_idempotence,
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+        max_request_size=settings.max_record_bytes + 64 * 1024,
+    )
+
+
+def make_broker(settings: KafkaSettings, *, client_id: str, logger: Any) -> KafkaBroker:
+    options = client_options(settings)
+    options.pop("security_protocol", None)
+    options.pop("sasl_mechanism", None)
+    options.pop("sasl_plain_username", None)
+    options.pop("sasl_plain_password", None)
+    ssl_context = options.pop("ssl_context", None)
+    return KafkaBroker(
+        options.pop("bootstrap_servers"),
+        security=_faststream_security(settings, ssl_context),
+        client_id=client_id,
+        logger=logger,
+        enable_idempotence=settings.enable_idempotence,
+    )
+
+
+def _faststream_security(settings: KafkaSettings, ssl_context: ssl.SSLContext | None) -> Any:
+    from faststream.security import (
+        BaseSecurity,
+        SASLPlaintext,
+        SASLScram256,
+        SASLScram512,
+    )
+
+    if not settings.security_protocol.startswith("SASL"):
+        return BaseSecurity(ssl_context=ssl_context) if ssl_context else None
+    password = settings.sasl_password.get_secret_value() if settings.sasl_password else ""
+    username = settings.sasl_username or ""
+    mechanism = settings.sasl_mechanism or "SCRAM-SHA-512"
+    cls = {"SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512, "PLAIN": SASLPlaintext}
+    return cls[mechanism](username=username, password=password, ssl_context=ssl_context)
+
+
+async def ensure_topics(settings: KafkaSettings, specs: Sequence[TopicSpec]) -> list[str]:
+    """Create the topics that are missing, each with its partition count; returns those created."""
+    admin = AIOKafkaAdminClient(**client_options(settings), client_id="carelink-topics")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [spec for spec in specs if spec.name not in existing]
+        if not missing:
+            return []
+        response = await admin.create_topics(
+            [NewTopic(spec.name, spec.partitions, 1) for spec in missing]
+        )
+        created = []
+        for name, code, message in _topic_errors(response):
+            if code == 0:
+                created.append(name)
+            elif code != _TOPIC_ALREADY_EXISTS:  # another instance won the race: fine
+                raise RuntimeError(f"could not create topic {name}: {message} (error {code})")
+        if created:
+            log.info("topics created", topics=created)
+        return created
+    finally:
+        await admin.close()
+
+
+def _topic_errors(response: Any) -> list[tuple[str, int, str | None]]:
+    return [(err[0], err[1], err[2] if len(err) > 2 else None) for err in response.topic_errors]
+
+
+async def _raw_body(message: StreamMessage[Any]) -> bytes:
+    # Hand the handler the bytes as they came: a record that is not JSON must reach
+    # our code (to be rejected or dead-lettered), not fail inside FastStream's decoder.
+    return bytes(message.body)
+
+
+def subscribe(
+    broker: KafkaBroker,
+    topics: Sequence[str],
+    *,
+    group_id: str,
+    settings: KafkaSettings,
+    handle: Callable[[Record], Awaitable[None]],
+) -> None:
+    """The service's one subscriber: explicit group, commit only after the handler.
+
+    NACK_ON_ERROR: when the pipeline gives up on a transient fault it raises, and
+    FastStream seeks back to the record instead of committing past it.
+    """
+
+    @broker.subscriber(
+        *topics,
+        group_id=group_id,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        auto_offset_reset="earliest",
+        session_timeout_ms=settings.session_timeout_ms,
+        heartbeat_interval_ms=settings.heartbeat_interval_ms,
+        max_poll_records=100,
+        decoder=_raw_body,
+    )
+    async def on_record(body: bytes, message: KafkaMessage) -> None:
+        raw = message.raw_message
+        await handle(
+            Record(
+                topic=raw.topic,
+                partition=raw.partition,
+                offset=raw.offset,
+                key=raw.key,
+                value=body,
+                headers=tuple(raw.headers or ()),
+            )
+        )

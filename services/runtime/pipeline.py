@@ -1,0 +1,180 @@
+"""The consumer pipeline: one record in, one transaction, then the offset.
+
+For every record: bind the log context, claim it in the inbox and run the
+handler in one transaction (commit, then the subscriber acks). A permanent
+error dead-letters the record and acks; a transient one is retried with
+backoff, and when retries run out the record is nacked (FastStream seeks back
+to it), so the offset never moves past a record that was not handled.
+An unexpected exception is retried like a transient one, then dead-lettered:
+a bug must not block a partition for ever, and its record can be replayed
+after the fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import asyncpg
+import structlog
+
+from services.runtime import inbox
+from services.runtime.deadletter import REPLAY_HEADER, send_to_dead_letters
+from services.runtime.errors import PermanentError, TransientFailure, describe, is_transient
+from services.runtime.logging import get_logger
+from services.runtime.metrics import DEAD_LETTERS, HANDLER_SECONDS, MESSAGES
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+
+    def header(self, name: str) -> str | None:
+        for header_name, raw in self.headers:
+            if header_name.lower() == name:
+                try:
+                    return raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    return None
+        return None
+
+    @property
+    def event_id(self) -> str:
+        # A record without ce_id is still identified the same way on every redelivery.
+        return self.header("ce_id") or f"{self.topic}:{self.partition}:{self.offset}"
+
+    @property
+    def is_replay(self) -> bool:
+        return self.header(REPLAY_HEADER) is not None
+
+    @property
+    def key_text(self) -> str | None:
+        if self.key is None:
+            return None
+        try:
+            return self.key.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
+
+Handler = Callable[[asyncpg.Connection, Record], Awaitable[None]]
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 5
+    base_delay_s: float = 0.2
+    max_delay_s: float = 5.0
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.max_delay_s, self.base_delay_s * (2 ** (attempt - 1))))
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        service: str,
+        consumer: str,
+        pool: asyncpg.Pool,
+        handler: Handler,
+        retry: RetryPolicy,
+        max_record_bytes: int = 1_000_000,
+    ) -> None:
+        self.service = service
+        self.consumer = consumer
+        self._pool = pool
+        self._handler = handler
+        self._retry = retry
+        self._max_bytes = max_record_bytes
+        self.last_transient_error: str | None = None
+
+    async def __call__(self, record: Record) -> None:
+        structlog.contextvars.bind_contextvars(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            event_id=record.event_id,
+            ce_type=record.header("ce_type"),
+        )
+        started = time.perf_counter()
+        try:
+            await self._handle_with_retries(record)
+        finally:
+            HANDLER_SECONDS.labels(self.service, self.consumer).observe(
+                time.perf_counter() - started
+            )
+            structlog.contextvars.clear_contextvars()
+
+    async def _handle_with_retries(self, record: Record) -> None:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                if len(record.value) > self._max_bytes:
+                    raise PermanentError(f"record larger than {self._max_bytes} bytes")
+                outcome = await self._handle_once(record)
+                MESSAGES.labels(self.service, self.consumer, outcome).inc()
+                self.last_transient_error = None
+                return
+            except PermanentError as exc:
+                await self._dead_letter(record, describe(exc), describe(exc))
+                return
+            except Exception as exc:
+                transient = is_transient(exc)
+                if transient:
+                    self.last_transient_error = describe(exc)
+                if attempt >= self._retry.attempts:
+                    if transient:
+                        MESSAGES.labels(self.service, self.consumer, "retried").inc()
+                        log.warning(
+                            "transient failure, record will be redelivered", error=describe(exc)
+                        )
+                        raise TransientFailure(describe(exc)) from exc
+                    log.error("handler failed repeatedly", error=describe(exc), attempts=attempt)
+                    # The dead letter gets the full text (it is kept like the record it holds);
+                    # the log only what `describe` deems safe.
+                    await self._dead_letter(record, f"{type(exc).__name__}: {exc}", describe(exc))
+                    return
+                log.warning(
+                    "handler failed, retrying",
+                    error=describe(exc),
+                    attempt=attempt,
+                    transient=transient,
+                )
+                await asyncio.sleep(self._retry.delay(attempt))
+
+    async def _handle_once(self, record: Record) -> str:
+        async with self._pool.acquire() as conn, conn.transaction():
+            if not await inbox.claim(conn, self.consumer, record.event_id, replay=record.is_replay):
+                return "duplicate"
+            await self._handler(conn, record)
+            return "handled"
+
+    async def _dead_letter(self, record: Record, error: str, safe_error: str) -> None:
+        # If even this fails (database down), the exception nacks the record: nothing is lost.
+        async with self._pool.acquire() as conn, conn.transaction():
+            await send_to_dead_letters(
+                conn,
+                consumer=self.consumer,
+                event_id=record.event_id,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key,
+                value=record.value,
+                headers=record.headers,
+                error=error,
+            )
+        MESSAGES.labels(self.service, self.consumer, "dead-lettered").inc()
+        DEAD_LETTERS.labels(self.service, record.topic).inc()
+        log.warning("record dead-lettered", error=safe_error)

@@ -1,0 +1,1 @@
+"""Scheduling: pre- and post-discharge visits as tasks with time windows."""

@@ -1,0 +1,68 @@
+"""`make run`: the whole system on this machine until Ctrl-C.
+
+Prints, and writes to `.local/run/system.json` for tools, where everything is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from services.runtime.settings import REPO_ROOT
+from services.stack.system import LocalSystem
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m services.stack",
+        description="Start carelink locally: broker, PostgreSQL and the four services. "
+        "Infrastructure is chosen as CARELINK_KAFKA_BOOTSTRAP + CARELINK_POSTGRES_URL if set, "
+        "else Docker (testcontainers) if an engine answers, else the embedded Tansu broker "
+        "and PostgreSQL 18.",
+    )
+    parser.add_argument(
+        "--dir", type=Path, default=REPO_ROOT / ".local" / "run",
+        help="where data, logs and system.json go (default: .local/run)",
+    )
+    parser.add_argument(
+        "--infra", choices=["auto", "explicit", "containers", "embedded"], default=None,
+        help="force the infrastructure choice (default: auto, or $CARELINK_LOCALINFRA)",
+    )
+    args = parser.parse_args(argv)
+
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    system = LocalSystem(args.dir, fixed_ports=True, infrastructure_kind=args.infra)
+    print("starting carelink (first start takes a little longer) ...", flush=True)
+    try:
+        info = system.start()
+        print(f"\ncarelink is running on {info.infrastructure} infrastructure.\n")
+        print(f"  Kafka bootstrap   {info.kafka_bootstrap}")
+        for name in info.databases:
+            print(f"  {name:<11} db   {info.databases[name]}")
+        for name in info.health:
+            print(f"  {name:<11} ready {info.health[name]}   metrics {info.metrics[name]}")
+        for name in info.logs:
+            print(f"  {name:<11} log  {info.logs[name]}")
+        if info.infrastructure_logs:
+            print(f"  broker/db logs    {info.infrastructure_logs}")
+        print(f"  hospitals         {', '.join(info.hospitals)}")
+        print(f"\nAll of this is in {args.dir / 'system.json'}. Ctrl-C stops everything.\n", flush=True)
+        while not stop.wait(1.0):
+            for name, process in system.services.items():
+                if not process.running():
+                    print(f"service {name} stopped unexpectedly; see {process.log_path}", file=sys.stderr)
+                    return 1
+        print("stopping ...", flush=True)
+        return 0
+    finally:
+        system.stop()
+        print("stopped.", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

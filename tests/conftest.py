@@ -1,0 +1,62 @@
+"""Servers for the integration and end-to-end tests, picked once per session.
+
+`services.localinfra` chooses: CARELINK_KAFKA_BOOTSTRAP + CARELINK_POSTGRES_URL if
+set, else testcontainers when Docker answers, else the embedded Tansu broker and
+PostgreSQL 18. Names are prefixed per session so sessions sharing servers never meet.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.localinfra import Endpoints, Infrastructure, start_infrastructure
+from services.stack import LocalSystem, SystemInfo
+
+SESSION = uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def infrastructure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infrastructure]:
+    infra = start_infrastructure(tmp_path_factory.mktemp("infra"))
+    try:
+        yield infra
+    finally:
+        infra.stop()
+
+
+@pytest.fixture(scope="session")
+def endpoints(infrastructure: Infrastructure) -> Endpoints:
+    return infrastructure.endpoints
+
+
+@pytest.fixture(scope="session")
+def system(
+    infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalSystem]:
+    """The four services as processes on the session's servers, auto-completing tasks."""
+    local = LocalSystem(
+        tmp_path_factory.mktemp("system"),
+        infrastructure=infrastructure,
+        name_prefix=f"t{SESSION}_",
+        extra_env={"CARELINK_AUTO_COMPLETE_TASKS": "true", "CARELINK_LOG_LEVEL": "INFO"},
+    )
+    try:
+        local.start()
+        yield local
+    finally:
+        local.stop()
+
+
+@pytest.fixture(scope="session")
+def system_info(system: LocalSystem) -> SystemInfo:
+    assert system.info is not None
+    return system.info
+
+
+@pytest.fixture
+def log_dir(system: LocalSystem) -> Path:
+    return system.base_dir / "logs"

@@ -1,0 +1,630 @@
+"""docker-compose.yml, deploy/Dockerfile and the database init script agree with the code.
+
+No servers and no Docker: the files are parsed and compared with the settings
+models, the repository layout and each other. No Docker engine runs on the
+development machines, so these checks stand between a typo and a broken
+`docker compose up`.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import json
+import re
+import shlex
+import sys
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from pydantic import BaseModel
+
+from services.runtime.settings import (
+    DEFAULT_HEALTH_PORTS,
+    SERVICES,
+    KafkaSettings,
+    ServiceSettings,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "deploy" / "Dockerfile"
+INIT_SQL = ROOT / "deploy" / "postgres" / "init-databases.sql"
+
+Compose = dict[str, Any]
+
+# --------------------------------------------------------------------------- helpers
+
+_VARIABLE = re.compile(
+    r"\$(?:\$|\{(?P<braced>[A-Za-z_]\w*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}|(?P<bare>[A-Za-z_]\w*))"
+)
+
+
+def _interpolate(value: str) -> str:
+    """Compose's variable substitution on a fresh checkout: nothing set, defaults apply."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        op = match.group("op") or ""
+        if op.endswith("-"):
+            return match.group("arg")
+        if op.endswith("?"):
+            raise AssertionError(f"{match.group(0)} needs a variable set: no out-of-the-box start")
+        return ""
+
+    return _VARIABLE.sub(replace, value)
+
+
+def _interpolated(node: Any) -> Any:
+    if isinstance(node, str):
+        return _interpolate(node)
+    if isinstance(node, dict):
+        return {key: _interpolated(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_interpolated(item) for item in node]
+    return node
+
+
+def _environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {str(key): "" if value is None else str(value) for key, value in env.items()}
+
+
+def _command(service: dict[str, Any]) -> list[str]:
+    command = service.get("command") or []
+    return shlex.split(command) if isinstance(command, str) else [str(part) for part in command]
+
+
+def _seconds(duration: str | int | float) -> float:
+    """A compose duration ("30s", "1m30s", "500ms", or a bare number of seconds)."""
+    if isinstance(duration, int | float):
+        return float(duration)
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", duration)
+    assert parts, f"not a duration: {duration!r}"
+    assert "".join(n + u for n, u in parts) == duration.replace(" ", ""), duration
+    return sum(float(number) * units[unit] for number, unit in parts)
+
+
+def _published(port: str | int | dict[str, Any]) -> tuple[str | None, str, str]:
+    """(host ip, host port, container port) of one `ports` entry, short or long syntax."""
+    if isinstance(port, dict):
+        return port.get("host_ip"), str(port.get("published", "")), str(port["target"])
+    spec = str(port).split("/", 1)[0]
+    ipv6 = re.match(r"^\[(?P<ip>[^]]+)\]:(?P<rest>.*)$", spec)
+    if ipv6:
+        host_port, _, target = ipv6.group("rest").rpartition(":")
+        return ipv6.group("ip"), host_port, target
+    parts = spec.split(":")
+    if len(parts) == 3:
+        return parts[0], parts[1], parts[2]
+    if len(parts) == 2:
+        return None, parts[0], parts[1]
+    return None, "", parts[0]
+
+
+def _setting_names(model: type[BaseModel]) -> set[str]:
+    """The environment variables a pydantic-settings model reads, nested models left out."""
+    prefix = str(model.model_config.get("env_prefix", ""))
+    names = set()
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            continue
+        names.add(f"{prefix}{name}".upper())
+    return names
+
+
+def _allowed_settings_variables() -> set[str]:
+    return _setting_names(ServiceSettings) | _setting_names(KafkaSettings)
+
+
+def _created_databases() -> dict[str, str]:
+    """Database name -> owner role, as created by the init script."""
+    sql = re.sub(r"--[^\n]*", "", INIT_SQL.read_text(encoding="utf-8"))
+    created = re.findall(
+        r"CREATE\s+DATABASE\s+\"?(\w+)\"?(?:\s+WITH)?\s+OWNER\s*=?\s*\"?(\w+)\"?", sql, re.I
+    )
+    return dict(created)
+
+
+def _created_roles() -> set[str]:
+    sql = re.sub(r"--[^\n]*", "", INIT_SQL.read_text(encoding="utf-8"))
+    return set(re.findall(r"CREATE\s+(?:ROLE|USER)\s+\"?(\w+)\"?", sql, re.I))
+
+
+def _dockerfile_instructions() -> Iterator[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    logical = ""
+    for raw in DOCKERFILE.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            logical += line[:-1] + " "
+            continue
+        logical += line
+        instruction, _, arguments = logical.partition(" ")
+        yield instruction.upper(), arguments.strip()
+        logical = ""
+
+
+def _arguments(arguments: str) -> list[str]:
+    if arguments.startswith("["):
+        return [str(part) for part in json.loads(arguments)]
+    return shlex.split(arguments)
+
+
+def _copy_sources() -> list[str]:
+    sources = []
+    for instruction, arguments in _dockerfile_instructions():
+        if instruction not in {"COPY", "ADD"}:
+            continue
+        # Flags such as --chown are not sources; this image has no other stages to copy from.
+        parts = [part for part in _arguments(arguments) if not part.startswith("--")]
+        sources += [part.removeprefix("./").rstrip("/") for part in parts[:-1]]
+    return sources
+
+
+def _dockerfile_env() -> dict[str, str]:
+    env: dict[str, str] = {}
+    for instruction, arguments in _dockerfile_instructions():
+        if instruction != "ENV":
+            continue
+        tokens = shlex.split(arguments)
+        if "=" not in tokens[0]:  # legacy `ENV KEY value`
+            env[tokens[0]] = " ".join(tokens[1:])
+            continue
+        for token in tokens:
+            key, _, value = token.partition("=")
+            env[key] = value
+    return env
+
+
+def _imported_top_level_names(directory: Path) -> set[str]:
+    names: set[str] = set()
+    for path in directory.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def _covered(path: str, sources: list[str]) -> bool:
+    """Whether a COPY of one of `sources` (or of the whole context) puts `path` in the image."""
+    return any(src in {"", "."} or path == src or path.startswith(src + "/") for src in sources)
+
+
+def _module_file(module: str) -> Path | None:
+    base = ROOT.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _is_type_checking_block(node: ast.AST) -> bool:
+    if not isinstance(node, ast.If):
+        return False
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _guards_an_optional_import(node: ast.AST) -> bool:
+    """`try: import x / except ImportError:`: x is optional, not a dependency."""
+    if not isinstance(node, ast.Try):
+        return False
+    caught: set[str] = set()
+    for handler in node.handlers:
+        types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+        caught |= {t.id for t in types if isinstance(t, ast.Name)}
+    return bool(caught & {"ImportError", "ModuleNotFoundError"})
+
+
+def _imports_of(module: str, path: Path) -> set[str]:
+    """Absolute names of the modules `path` imports at run time (not type-only or optional)."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    pending: list[ast.AST] = [ast.parse(path.read_text(encoding="utf-8"), filename=str(path))]
+    while pending:
+        node = pending.pop()
+        if _is_type_checking_block(node):
+            continue
+        if _guards_an_optional_import(node):
+            assert isinstance(node, ast.Try)
+            pending.extend([*node.handlers, *node.orelse, *node.finalbody])
+            continue
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{anchor}.{node.module}" if node.module else anchor
+            else:
+                base = node.module or ""
+            found.add(base)
+            # `from package import submodule` imports the submodule too.
+            found |= {f"{base}.{alias.name}" for alias in node.names}
+        pending.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def _third_party_imports(entry_points: list[str]) -> set[str]:
+    """Top-level third-party names imported by the closure of local modules from entry points."""
+    local_roots = {"services", "contracts"}
+    seen: set[str] = set()
+    third_party: set[str] = set()
+    pending = list(entry_points)
+    while pending:
+        module = pending.pop()
+        # Importing a.b.c runs a/__init__ and a/b/__init__ first.
+        parts = module.split(".")
+        for depth in range(1, len(parts) + 1):
+            name = ".".join(parts[:depth])
+            if name in seen:
+                continue
+            root = parts[0]
+            if root not in local_roots:
+                if root not in sys.stdlib_module_names and root != "__future__":
+                    third_party.add(root)
+                break
+            path = _module_file(name)
+            if path is None:  # a name imported from a module, or a module not written yet
+                break
+            seen.add(name)
+            pending.extend(_imports_of(name, path))
+    return third_party
+
+
+def _runtime_distributions() -> set[str]:
+    """pyproject's runtime dependencies and everything they require, as installed here."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    pending = [Requirement(spec) for spec in project["dependencies"]]
+    resolved: set[str] = set()
+    expanded: set[tuple[str, frozenset[str]]] = set()
+    while pending:
+        requirement = pending.pop()
+        name = canonicalize_name(requirement.name)
+        key = (name, frozenset(requirement.extras))
+        if key in expanded:
+            continue
+        expanded.add(key)
+        resolved.add(name)
+        try:
+            requires = importlib.metadata.distribution(name).requires or []
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        for spec in requires:
+            dependency = Requirement(spec)
+            marker = dependency.marker
+            extras = requirement.extras or {""}
+            if marker is None or any(marker.evaluate({"extra": extra}) for extra in extras):
+                pending.append(dependency)
+    return resolved
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def compose() -> Compose:
+    loaded = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict), "docker-compose.yml is not a mapping"
+    return _interpolated(loaded)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def services(compose: Compose) -> dict[str, dict[str, Any]]:
+    return compose["services"]  # type: ignore[no-any-return]
+
+
+# --------------------------------------------------------------------------- services
+
+
+def test_each_of_the_four_services_runs_its_own_package(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name in SERVICES:
+        assert name in services, f"docker-compose.yml has no {name!r} service"
+        assert _command(services[name]) == ["python", "-m", f"services.{name}"]
+        package = ROOT / "services" / name
+        assert (package / "__init__.py").is_file(), f"services/{name}/ is not a package yet"
+        assert (package / "__main__.py").is_file(), (
+            f"services/{name}/__main__.py is missing: `python -m services.{name}` cannot run"
+        )
+
+
+def test_each_service_uses_its_own_database_created_by_the_init_script(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    created = _created_databases()
+    roles = _created_roles()
+    databases = {}
+    for name in SERVICES:
+        url = urlsplit(_environment(services[name])["CARELINK_DATABASE_URL"])
+        assert url.scheme in {"postgresql", "postgres"}, url.scheme
+        assert url.hostname in services, f"{name}: database host {url.hostname!r} is no service"
+        database = url.path.lstrip("/")
+        assert database in created, f"{name}: {database!r} is not created in {INIT_SQL.name}"
+        assert url.username in roles, f"{name}: role {url.username!r} is not created"
+        assert created[database] == url.username, f"{name}: {url.username!r} does not own it"
+        databases[name] = database
+    assert len(set(databases.values())) == len(SERVICES), f"shared databases: {databases}"
+
+
+def test_init_script_is_mounted_into_the_postgres_entrypoint(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    postgres = next(s for s in services.values() if str(s.get("image", "")).startswith("postgres"))
+    assert str(postgres["image"]).split(":")[1].split(".")[0] == "17"
+    mounts = [str(volume).split(":") for volume in postgres.get("volumes", [])]
+    init = [m for m in mounts if m[1].startswith("/docker-entrypoint-initdb.d/")]
+    assert init, "init-databases.sql is not mounted into /docker-entrypoint-initdb.d"
+    assert all((ROOT / m[0]).resolve() == INIT_SQL for m in init)
+
+
+def test_every_carelink_variable_in_compose_is_a_setting(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    allowed = _allowed_settings_variables()
+    used = {
+        (service_name, key)
+        for service_name, service in services.items()
+        for key in _environment(service)
+        if key.startswith("CARELINK_")
+    }
+    assert used, "no CARELINK_ variables found"
+    unknown = sorted(f"{service}: {key}" for service, key in used if key not in allowed)
+    assert not unknown, f"not fields of ServiceSettings/KafkaSettings: {unknown}"
+
+
+def test_each_service_environment_parses_into_settings_for_that_service(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in SERVICES:
+        with monkeypatch.context() as patch:
+            for key in _allowed_settings_variables():
+                patch.delenv(key, raising=False)
+            env = _environment(services[name])
+            for key, value in env.items():
+                patch.setenv(key, value)
+            settings = ServiceSettings()  # type: ignore[call-arg]
+        assert settings.service == name
+        assert settings.resolved_database_url() == env["CARELINK_DATABASE_URL"]
+        assert settings.health_host == "0.0.0.0"
+        assert settings.log_format == "json"
+        assert settings.auto_complete_tasks is False
+        assert settings.kafka.enable_idempotence is True
+        assert settings.kafka.session_timeout_ms >= 6000, "Apache Kafka's minimum by default"
+
+
+def test_stop_grace_period_outlasts_each_service_shutdown_grace(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    default_grace = ServiceSettings.model_fields["shutdown_grace_s"].default
+    for name in SERVICES:
+        env = _environment(services[name])
+        grace = float(env.get("CARELINK_SHUTDOWN_GRACE_S", default_grace))
+        # Docker's default is 10 s, no longer than the default grace: it must be set.
+        period = _seconds(services[name].get("stop_grace_period", "10s"))
+        assert period > grace, f"{name}: SIGKILL after {period}s, graceful shutdown takes {grace}s"
+
+
+def test_every_published_port_binds_localhost_only(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        assert service.get("network_mode") != "host", f"{name} bypasses port publishing"
+        for port in service.get("ports", []):
+            host_ip, _, _ = _published(port)
+            assert host_ip == "127.0.0.1", f"{name}: {port!r} is reachable from the network"
+
+
+def test_health_ports_are_published_distinctly_at_the_local_defaults(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name in SERVICES:
+        container_port = _environment(services[name])["CARELINK_HEALTH_PORT"]
+        published = {_published(p)[2]: _published(p)[1] for p in services[name].get("ports", [])}
+        assert container_port in published, f"{name}: health port {container_port} not published"
+        # The same host port as a locally run service, so docs and scripts need one list.
+        assert published[container_port] == str(DEFAULT_HEALTH_PORTS[name])
+
+
+def test_services_health_check_gets_health_ready_with_python(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name in SERVICES:
+        test = services[name]["healthcheck"]["test"]
+        command = " ".join(test) if isinstance(test, list) else str(test)
+        assert "/health/ready" in command, name
+        # The image is python:*-slim: there is no curl or wget in it.
+        assert "python" in command, name
+        assert "curl" not in command, name
+        assert "wget" not in command, name
+
+
+def test_kafka_and_postgres_have_health_checks_the_services_wait_for(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    assert "kafka-broker-api-versions" in str(services["kafka"]["healthcheck"]["test"]) or (
+        "kafka-topics" in str(services["kafka"]["healthcheck"]["test"])
+    )
+    postgres_check = services["postgres"]["healthcheck"]["test"]
+    assert "pg_isready" in str(postgres_check)
+    # Over TCP: during initdb the temporary server listens on the Unix socket only.
+    assert "-h" in postgres_check
+    for name in SERVICES:
+        depends_on = services[name]["depends_on"]
+        assert depends_on["kafka"]["condition"] == "service_healthy", name
+        assert depends_on["postgres"]["condition"] == "service_healthy", name
+
+
+def test_topics_job_creates_every_topic_before_any_service_starts(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    topics = services["topics"]
+    assert _command(topics) == ["python", "-m", "services.runtime.topics", "--create"]
+    assert topics["depends_on"]["kafka"]["condition"] == "service_healthy"
+    # A one-shot job: `unless-stopped`/`always` would re-run it after every success.
+    restart = topics.get("restart", "no")
+    assert restart in {"no", False} or str(restart).startswith("on-failure"), restart
+    for name in SERVICES:
+        condition = services[name]["depends_on"]["topics"]["condition"]
+        assert condition == "service_completed_successfully", name
+        assert services[name].get("restart") == "unless-stopped", name
+    assert (ROOT / "services" / "runtime" / "topics.py").is_file() or (
+        ROOT / "services" / "runtime" / "topics" / "__main__.py"
+    ).is_file(), "services.runtime.topics does not exist yet"
+
+
+def test_topics_job_reads_the_same_kafka_settings_as_the_services(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    topics_env = _environment(services["topics"])
+    kafka_names = _setting_names(KafkaSettings)
+    for name in SERVICES:
+        env = _environment(services[name])
+        for key in kafka_names & env.keys():
+            assert topics_env.get(key) == env[key], f"topics and {name} differ on {key}"
+
+
+def test_services_and_ui_reach_kafka_on_its_internal_listener(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    kafka_env = _environment(services["kafka"])
+    advertised = {
+        listener.split("://", 1)[1]
+        for listener in kafka_env["KAFKA_ADVERTISED_LISTENERS"].split(",")
+    }
+    internal = {address for address in advertised if address.split(":")[0] in services}
+    assert internal, f"no listener advertised under a service name: {advertised}"
+    for name in (*SERVICES, "topics"):
+        assert _environment(services[name])["CARELINK_KAFKA_BOOTSTRAP"] in internal, name
+    ui = next(s for s in services.values() if "kafka-ui" in str(s.get("image", "")))
+    assert _environment(ui)["KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS"] in internal
+
+
+def test_kafka_ui_is_the_maintained_kafbat_image(services: dict[str, dict[str, Any]]) -> None:
+    images = [str(service.get("image", "")) for service in services.values()]
+    assert not [image for image in images if "provectuslabs" in image]
+    assert [image for image in images if image.startswith("ghcr.io/kafbat/kafka-ui:")]
+
+
+def test_kafka_runs_in_kraft_mode_without_zookeeper(services: dict[str, dict[str, Any]]) -> None:
+    kafka_env = _environment(services["kafka"])
+    roles = {role.strip() for role in kafka_env["KAFKA_PROCESS_ROLES"].split(",")}
+    assert roles == {"broker", "controller"}, roles
+    assert "KAFKA_CONTROLLER_QUORUM_VOTERS" in kafka_env
+    for name, service in services.items():
+        assert "zookeeper" not in name.lower()
+        assert "zookeeper" not in str(service.get("image", "")).lower(), name
+        assert not [key for key in _environment(service) if "ZOOKEEPER" in key], name
+
+
+def test_kafka_and_postgres_keep_their_data_in_named_volumes(compose: Compose) -> None:
+    volumes = compose.get("volumes") or {}
+    services = compose["services"]
+    mounts = {
+        name: [str(v).split(":")[0] for v in services[name].get("volumes", [])]
+        for name in ("kafka", "postgres")
+    }
+    data_dir = _environment(services["kafka"])["KAFKA_LOG_DIRS"]
+    assert any(str(v).split(":")[1] == data_dir for v in services["kafka"]["volumes"])
+    for name, sources in mounts.items():
+        assert any(source in volumes for source in sources), f"{name} data would not survive"
+
+
+# --------------------------------------------------------------------------- Dockerfile
+
+
+def test_dockerfile_copies_every_top_level_directory_the_services_import() -> None:
+    sources = _copy_sources()
+    imported = _imported_top_level_names(ROOT / "services") | _imported_top_level_names(
+        ROOT / "contracts"
+    )
+    local_packages = {name for name in imported if (ROOT / name).is_dir()}
+    assert {"services", "contracts"} <= local_packages, local_packages
+    needed = set(local_packages)
+    # Configuration the code reads from the repository at run time.
+    config_dir = ServiceSettings.model_fields["config_dir"].default
+    needed.add(Path(config_dir).relative_to(ROOT).as_posix())
+    missing = sorted(path for path in needed if not _covered(path, sources))
+    assert not missing, f"deploy/Dockerfile does not copy {missing} (copies {sources})"
+
+
+def test_dockerfile_builds_a_runtime_only_non_root_image() -> None:
+    instructions = list(_dockerfile_instructions())
+    base = next(arguments for instruction, arguments in instructions if instruction == "FROM")
+    assert base.split()[0] == "python:3.11-slim"
+    assert "pyproject.toml" in _copy_sources()
+    runs = " ".join(arguments for instruction, arguments in instructions if instruction == "RUN")
+    assert "pip install --no-cache-dir ." in runs
+    assert not re.search(r"\.\[[^\]]*\]", runs), "extras (dev/local) installed in the image"
+    users = [arguments for instruction, arguments in instructions if instruction == "USER"]
+    assert users, "the image runs as root"
+    assert users[-1].split(":")[0] not in {"root", "0"}
+    assert _dockerfile_env().get("PYTHONUNBUFFERED") == "1"
+    assert ("STOPSIGNAL", "SIGTERM") in instructions
+
+
+def test_dockerfile_carelink_variables_are_read_by_the_code_and_point_into_the_image() -> None:
+    from services.policy.policy import POLICY_DIR_ENV
+    from services.policy.registry import REGISTRY_FILE_ENV
+
+    allowed = _allowed_settings_variables() | {POLICY_DIR_ENV, REGISTRY_FILE_ENV}
+    workdirs = [
+        args for instruction, args in _dockerfile_instructions() if instruction == "WORKDIR"
+    ]
+    assert workdirs, "no WORKDIR: relative COPY destinations are undefined"
+    workdir = workdirs[-1].rstrip("/")
+    sources = _copy_sources()
+    for key, value in _dockerfile_env().items():
+        if not key.startswith("CARELINK_"):
+            continue
+        assert key in allowed, f"{key} is read by nothing"
+        if value.startswith(workdir + "/"):
+            relative = value.removeprefix(workdir + "/")
+            assert (ROOT / relative).exists(), f"{key}={value}: {relative} is not in the repo"
+            assert _covered(relative, sources), f"{key}={value}: {relative} is not copied"
+
+
+def test_dockerignore_keeps_local_state_out_of_the_build_context() -> None:
+    ignored = {
+        line.strip().rstrip("/")
+        for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {".git", ".venv", ".local"} <= ignored
+    for source in _copy_sources():
+        assert source not in ignored, f"{source} is copied but excluded from the context"
+
+
+def test_runtime_dependencies_cover_every_third_party_import_of_the_services() -> None:
+    # The image installs `pip install .`: runtime dependencies only. A module the
+    # services import that only a dev/local extra brings would fail at start-up.
+    entry_points = [f"services.{name}.__main__" for name in SERVICES]
+    entry_points.append("services.runtime.topics")
+    imported = _third_party_imports(entry_points)
+    assert imported, "no third-party imports found: the import walk is broken"
+    installed = _runtime_distributions()
+    providers = importlib.metadata.packages_distributions()
+    missing = sorted(
+        name
+        for name in imported
+        if not {canonicalize_name(dist) for dist in providers.get(name, [])} & installed
+    )
+    assert not missing, f"imported by the services, not in pyproject dependencies: {missing}"

@@ -1,0 +1,176 @@
+"""Internal events on `care.cases`: each type registered once, decodable, strict."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+import pytest
+from pydantic import ValidationError
+
+from contracts.cases import (
+    CASE_EVENT_TYPES,
+    CaseEvent,
+    UnknownEventType,
+    decode_case_event,
+    register,
+)
+from contracts.catalog import all_messages
+from contracts.topics import CASES
+
+COMMON: dict[str, Any] = {
+    "case_id": "case-0001",
+    "hospital_id": "police-hospital",
+    "referral_id": "REF-1",
+    "occurred_at": "2025-03-01T10:00:00+09:00",
+}
+PLAN_LINE = {"service": "meal_delivery", "quantity": 10, "unit": "meal", "cost_krw": 80_000}
+
+# One valid data object per event type; a new type needs a sample here.
+SAMPLES: dict[str, dict[str, Any]] = {
+    "carelink.case.received.v1": {
+        "submitted_at": "2025-03-01T09:30:00+09:00",
+        "age_band": "75-79",
+        "district": "Songpa-gu",
+        "dong": "Jamsil-dong",
+        "requested_services": ["temporary_home_care"],
+        "admission_date": "2025-02-20",
+        "expected_discharge_date": "2025-03-06",
+        "priority": "routine",
+        "mobility": "assisted",
+        "registered_disability": False,
+        "lives_alone": True,
+        "has_family_caregiver": False,
+        "uses_public_care": False,
+        "do_not_contact": False,
+    },
+    "carelink.case.accepted.v1": {
+        "policy_year": 2025,
+        "fee_support": "full",
+        "centre_id": "songpa-care-sos",
+        "district": "Songpa-gu",
+        "priority": "urgent",
+        "review_deadline": "2025-03-02T10:00:00+09:00",
+        "expected_discharge_date": "2025-03-06",
+        "requested_services": ["meal_delivery", "accompaniment"],
+    },
+    "carelink.case.rejected.v1": {
+        "reason_code": "invalid-referral",
+        "reason": "the submission does not match the contract",
+        "errors": [{"field": "patient.household_size", "message": "too large", "type": "le"}],
+    },
+    "carelink.case.resubmitted.v1": {},
+    "carelink.case.discharge-date-changed.v1": {"expected_discharge_date": "2025-03-10"},
+    "carelink.case.discharged.v1": {"discharged_at": "2025-03-10T11:00:00+09:00"},
+    "carelink.case.cancelled.v1": {"reason_code": "consent-withdrawn"},
+    "carelink.case.care-plan-set.v1": {
+        "lines": [PLAN_LINE],
+        "total_krw": 80_000,
+        "publicly_paid_krw": 80_000,
+        "self_paid_krw": 0,
+        "partial": False,
+        "paid_by": "district",
+    },
+    "carelink.case.services-linked.v1": {},
+    "carelink.case.visit-scheduled.v1": {
+        "kind": "pre-discharge",
+        "window_start": "2025-03-04T10:00:00+09:00",
+        "window_end": "2025-03-04T12:00:00+09:00",
+    },
+    "carelink.case.visit-done.v1": {"kind": "post-discharge", "precautions_acknowledged": True},
+    "carelink.case.closed.v1": {
+        "delivered": [PLAN_LINE],
+        "total_krw": 80_000,
+        "publicly_paid_krw": 80_000,
+        "self_paid_krw": 0,
+    },
+}
+
+
+def sample(ce_type: str) -> dict[str, Any]:
+    return {**COMMON, **SAMPLES[ce_type]}
+
+
+def all_subclasses(cls: type[CaseEvent]) -> list[type[CaseEvent]]:
+    found: list[type[CaseEvent]] = []
+    for sub in cls.__subclasses__():
+        found.append(sub)
+        found.extend(all_subclasses(sub))
+    return found
+
+
+def test_every_case_event_type_is_registered_once() -> None:
+    # Only the producers' modules: a test may define throwaway subclasses.
+    models = [
+        m
+        for m in all_subclasses(CaseEvent)
+        if "ce_type" in vars(m) and m.__module__.startswith("contracts.")
+    ]
+    ce_types = [m.ce_type for m in models]
+
+    assert len(ce_types) == len(set(ce_types)), "two models share a ce_type"
+    assert {m.ce_type: m for m in models} == CASE_EVENT_TYPES
+    on_cases = [m.ce_type for m in all_messages() if m.channel == CASES]
+    assert sorted(on_cases) == sorted(CASE_EVENT_TYPES)
+
+
+def test_registering_a_ce_type_twice_raises() -> None:
+    existing = next(iter(CASE_EVENT_TYPES.values()))
+
+    class Duplicate(CaseEvent):
+        ce_type: ClassVar[str] = existing.ce_type
+        producer: ClassVar[str] = "test"
+
+    with pytest.raises(ValueError, match="registered twice"):
+        register(Duplicate)
+    assert CASE_EVENT_TYPES[existing.ce_type] is existing
+
+
+def test_every_registered_type_has_a_sample() -> None:
+    assert sorted(SAMPLES) == sorted(CASE_EVENT_TYPES)
+
+
+@pytest.mark.parametrize("ce_type", sorted(CASE_EVENT_TYPES))
+def test_decode_case_event_round_trips_a_sample(ce_type: str) -> None:
+    model = CASE_EVENT_TYPES[ce_type]
+    event = model.model_validate(sample(ce_type))
+
+    decoded = decode_case_event(ce_type, event.model_dump_json().encode())
+
+    assert type(decoded) is model
+    assert decoded == event
+    assert decoded.model_dump(mode="json") == json.loads(json.dumps(sample(ce_type)))
+
+
+def test_decode_case_event_raises_unknown_event_type_for_unknown_types() -> None:
+    with pytest.raises(UnknownEventType, match=r"carelink\.case\.nonsense\.v1"):
+        decode_case_event("carelink.case.nonsense.v1", b"{}")
+
+
+def test_decode_case_event_raises_validation_error_for_bad_data() -> None:
+    with pytest.raises(ValidationError):
+        decode_case_event("carelink.case.discharged.v1", json.dumps(COMMON).encode())
+
+
+@pytest.mark.parametrize("ce_type", sorted(CASE_EVENT_TYPES))
+def test_internal_events_forbid_extra_fields(ce_type: str) -> None:
+    data = {**sample(ce_type), "patient_name": "홍길동"}
+
+    with pytest.raises(ValidationError) as exc:
+        decode_case_event(ce_type, json.dumps(data).encode())
+
+    assert [(e["type"], e["loc"]) for e in exc.value.errors()] == [
+        ("extra_forbidden", ("patient_name",))
+    ]
+
+
+def test_nested_internal_models_forbid_extra_fields() -> None:
+    data = sample("carelink.case.closed.v1")
+    data["delivered"] = [{**PLAN_LINE, "note": "x"}]
+
+    with pytest.raises(ValidationError) as exc:
+        decode_case_event("carelink.case.closed.v1", json.dumps(data).encode())
+
+    assert [(e["type"], e["loc"]) for e in exc.value.errors()] == [
+        ("extra_forbidden", ("delivered", 0, "note"))
+    ]
