@@ -92,7 +92,9 @@ class Envelope:
             raise EnvelopeError("ce_time must carry a UTC offset")
         known = {*REQUIRED_HEADERS, "ce_subject", "traceparent"}
         extensions = {
-            k.removeprefix("ce_"): v for k, v in values.items() if k.startswith("ce_") and k not in known
+            k.removeprefix("ce_"): v
+            for k, v in values.items()
+            if k.startswith("ce_") and k not in known
         }
         return cls(
             id=values["ce_id"],

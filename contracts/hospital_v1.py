@@ -6,7 +6,7 @@ needs a v2 module beside this one.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 

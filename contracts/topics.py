@@ -20,7 +20,9 @@ CASES_PARTITIONS = 12
 HOSPITAL_PARTITIONS = 3
 DLQ_PARTITIONS = 1
 
-_HOSPITAL_TOPIC = re.compile(r"^hospital\.(?P<hospital>[a-z0-9-]{2,40})\.(?P<kind>referrals|updates)$")
+_HOSPITAL_TOPIC = re.compile(
+    r"^hospital\.(?P<hospital>[a-z0-9-]{2,40})\.(?P<kind>referrals|updates)$"
+)
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,9 @@ class Intake:
                 conn, record, hospital_id, referral_id, "referral_id", "differs from the record key"
             )
             return
-        if event.hospital_id != hospital_id or not self._registry.is_registered(hospital_id):
+        if getattr(event, "hospital_id", None) != hospital_id or not self._registry.is_registered(
+            hospital_id
+        ):
             await self._reject(
                 conn,
                 record,
@@ -150,7 +152,11 @@ class Intake:
             referral_id=sub.referral_id,
             case_id=case_id,
             content_hash=digest,
-            outcome="accepted" if accepted else f"rejected:{decision.reason_code}",
+            outcome=(
+                f"rejected:{decision.reason_code}"
+                if isinstance(decision, domain.Refused)
+                else "accepted"
+            ),
             # Personal data is kept only for cases we work on.
             submission=data if accepted else None,
         )

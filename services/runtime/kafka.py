@@ -154,7 +154,7 @@ def subscribe(
         decoder=_raw_body,
     )
     async def on_record(body: bytes, message: KafkaMessage) -> None:
-        raw = message.raw_message
+        raw: Any = message.raw_message  # one ConsumerRecord: this is not a batch subscriber
         await handle(
             Record(
                 topic=raw.topic,

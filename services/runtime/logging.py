@@ -101,7 +101,7 @@ def _add_service(service: str) -> Any:
 
 def _has_rich() -> bool:
     try:
-        import rich  # noqa: F401
+        import rich  # type: ignore[import-not-found]  # noqa: F401
     except ImportError:
         return False
     return True

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,7 +131,7 @@ async def run_service(
         )
         if spec.routes is not None:
             spec.routes(app, context)
-        server = uvicorn.Server(
+        server = _QuietServer(
             uvicorn.Config(
                 app,
                 host=settings.health_host,
@@ -140,7 +140,6 @@ async def run_service(
                 lifespan="off",
             )
         )
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         tasks.append(asyncio.create_task(server.serve(), name="health"))
         log.info(
             "service started",
@@ -181,6 +180,14 @@ async def _shutdown(
         for task in tasks:
             task.cancel()
         pool.terminate()
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the service's lifespan owns SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 async def _connect_with_retry(

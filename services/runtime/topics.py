@@ -23,7 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--create", action="store_true", help="create the missing topics")
     parser.add_argument(
-        "--registry", default=None, help="registry file (default: $CARELINK_REGISTRY_FILE or "
+        "--registry",
+        default=None,
+        help="registry file (default: $CARELINK_REGISTRY_FILE or "
         f"{REPO_ROOT / 'deploy/config/registry.yaml'})",
     )
     args = parser.parse_args(argv)

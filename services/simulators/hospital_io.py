@@ -68,7 +68,7 @@ class UpdatesReader:
             if partitions:
                 break
             await asyncio.sleep(0.1)
-            await self._consumer._client.force_metadata_update()  # noqa: SLF001
+            await self._consumer._client.force_metadata_update()
             partitions = self._consumer.partitions_for_topic(self.topic)
         if not partitions:
             raise RuntimeError(f"topic {self.topic} does not exist")

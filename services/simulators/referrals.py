@@ -95,8 +95,8 @@ class FakeHospital:
             "admission_date": (today - timedelta(days=10)).isoformat(),
             "expected_discharge_date": (today + timedelta(days=discharge_in_days)).isoformat(),
             "mobility": self.random.choice(["independent", "assisted", "wheelchair"]),
-            "requested_services": services or [ServiceCode.TEMPORARY_HOME_CARE.value,
-                                               ServiceCode.MEAL_DELIVERY.value],
+            "requested_services": services
+            or [ServiceCode.TEMPORARY_HOME_CARE.value, ServiceCode.MEAL_DELIVERY.value],
             "care_precautions": "낙상 위험, 저염식",
             "consent": {"given": consent, "obtained_at": now.isoformat(), "method": "written"},
             "priority": priority,
@@ -106,12 +106,19 @@ class FakeHospital:
         return data
 
     def record(
-        self, ce_type: str, data: dict[str, Any], *, key: str | None = None, event_id: str | None = None
+        self,
+        ce_type: str,
+        data: dict[str, Any],
+        *,
+        key: str | None = None,
+        event_id: str | None = None,
     ) -> HospitalRecord:
         """Wrap data as a binary-mode CloudEvent keyed by its referral id."""
         referral_id = key if key is not None else str(data["referral_id"])
         envelope = Envelope.new(
-            source=f"hospital/{self.hospital_id}", type=ce_type, subject=referral_id,
+            source=f"hospital/{self.hospital_id}",
+            type=ce_type,
+            subject=referral_id,
             event_id=event_id,
         )
         return HospitalRecord(
@@ -127,23 +134,36 @@ class FakeHospital:
     def discharged(self, referral_id: str, at: datetime | None = None) -> HospitalRecord:
         return self.record(
             hv1.DISCHARGED,
-            {"referral_id": referral_id, "hospital_id": self.hospital_id,
-             "discharged_at": (at or datetime.now(UTC)).isoformat()},
+            {
+                "referral_id": referral_id,
+                "hospital_id": self.hospital_id,
+                "discharged_at": (at or datetime.now(UTC)).isoformat(),
+            },
         )
 
-    def cancelled(self, referral_id: str, reason_code: str = "cancelled-by-hospital") -> HospitalRecord:
+    def cancelled(
+        self, referral_id: str, reason_code: str = "cancelled-by-hospital"
+    ) -> HospitalRecord:
         return self.record(
             hv1.CANCELLED,
-            {"referral_id": referral_id, "hospital_id": self.hospital_id,
-             "cancelled_at": datetime.now(UTC).isoformat(), "reason_code": reason_code,
-             "reason": "환자 전원"},
+            {
+                "referral_id": referral_id,
+                "hospital_id": self.hospital_id,
+                "cancelled_at": datetime.now(UTC).isoformat(),
+                "reason_code": reason_code,
+                "reason": "환자 전원",
+            },
         )
 
     def updated(self, referral_id: str, **fields: Any) -> HospitalRecord:
         return self.record(
             hv1.UPDATED,
-            {"referral_id": referral_id, "hospital_id": self.hospital_id,
-             "updated_at": datetime.now(UTC).isoformat(), **fields},
+            {
+                "referral_id": referral_id,
+                "hospital_id": self.hospital_id,
+                "updated_at": datetime.now(UTC).isoformat(),
+                **fields,
+            },
         )
 
 

@@ -24,11 +24,15 @@ def main(argv: list[str] | None = None) -> int:
         "and PostgreSQL 18.",
     )
     parser.add_argument(
-        "--dir", type=Path, default=REPO_ROOT / ".local" / "run",
+        "--dir",
+        type=Path,
+        default=REPO_ROOT / ".local" / "run",
         help="where data, logs and system.json go (default: .local/run)",
     )
     parser.add_argument(
-        "--infra", choices=["auto", "explicit", "containers", "embedded"], default=None,
+        "--infra",
+        choices=["auto", "explicit", "containers", "embedded"],
+        default=None,
         help="force the infrastructure choice (default: auto, or $CARELINK_LOCALINFRA)",
     )
     args = parser.parse_args(argv)
@@ -51,11 +55,17 @@ def main(argv: list[str] | None = None) -> int:
         if info.infrastructure_logs:
             print(f"  broker/db logs    {info.infrastructure_logs}")
         print(f"  hospitals         {', '.join(info.hospitals)}")
-        print(f"\nAll of this is in {args.dir / 'system.json'}. Ctrl-C stops everything.\n", flush=True)
+        print(
+            f"\nAll of this is in {args.dir / 'system.json'}. Ctrl-C stops everything.\n",
+            flush=True,
+        )
         while not stop.wait(1.0):
             for name, process in system.services.items():
                 if not process.running():
-                    print(f"service {name} stopped unexpectedly; see {process.log_path}", file=sys.stderr)
+                    print(
+                        f"service {name} stopped unexpectedly; see {process.log_path}",
+                        file=sys.stderr,
+                    )
                     return 1
         print("stopping ...", flush=True)
         return 0

@@ -140,7 +140,9 @@ class LocalSystem:
             )
         )
         logs_dir = self.base_dir / "logs"
-        ports = {s: (DEFAULT_HEALTH_PORTS[s] if self.fixed_ports else _free_port()) for s in SERVICES}
+        ports = {
+            s: (DEFAULT_HEALTH_PORTS[s] if self.fixed_ports else _free_port()) for s in SERVICES
+        }
         for name in SERVICES:
             env = {
                 **os.environ,
@@ -200,9 +202,11 @@ class LocalSystem:
         self.wait_ready()
 
     def stop(self) -> None:
+        # Signal all first so they shut down in parallel, then wait for each.
         for process in self.services.values():
-            with contextlib.suppress(Exception):
-                process.process and process.process.send_signal(signal.SIGTERM)
+            if process.process is not None and process.running():
+                with contextlib.suppress(ProcessLookupError):
+                    process.process.send_signal(signal.SIGTERM)
         for process in self.services.values():
             process.stop()
         if self.infra is not None and self._owns_infra:

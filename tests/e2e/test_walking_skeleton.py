@@ -39,7 +39,9 @@ async def test_submitted_referral_reaches_completed_with_gap_free_sequence(
     async with UpdatesReader(system_info.kafka_bootstrap, topics.updates(HOSPITAL)) as reader:
         await publish(system_info.kafka_bootstrap, [hospital.submitted(submission)])
         await reader.wait_for(
-            lambda seen: any(u.data["business_status"] == "services-linked" for u in seen[referral_id]),
+            lambda seen: any(
+                u.data["business_status"] == "services-linked" for u in seen[referral_id]
+            ),
             timeout=60,
         )
         await publish(system_info.kafka_bootstrap, [hospital.discharged(referral_id)])

@@ -45,6 +45,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "do_not_contact": False,
     },
     "carelink.case.accepted.v1": {
+        "person_id": "person-0001",
         "policy_year": 2025,
         "fee_support": "full",
         "centre_id": "songpa-care-sos",
