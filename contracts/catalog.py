@@ -10,7 +10,8 @@ from pydantic import BaseModel
 # Importing the producer modules registers their event types.
 from contracts import hospital_v1, intake, outcome, referral, scheduling  # noqa: F401
 from contracts.cases import CASE_EVENT_TYPES
-from contracts.topics import CASES
+from contracts.escalations import TaskOverdue
+from contracts.topics import CASES, ESCALATIONS
 
 
 @dataclass(frozen=True)
@@ -38,4 +39,5 @@ def all_messages() -> list[Message]:
         Message(ce_type, model, CASES, model.producer)
         for ce_type, model in sorted(CASE_EVENT_TYPES.items())
     )
+    messages.append(Message(TaskOverdue.ce_type, TaskOverdue, ESCALATIONS, "tasks"))
     return messages

@@ -86,6 +86,18 @@ _CHANNEL_INFO: dict[str, dict[str, Any]] = {
         "partitions": topics.CASES_PARTITIONS,
         "readers": None,  # every service that writes it also reads it
     },
+    topics.ESCALATIONS: {
+        "title": "Escalations for operators and coordinators",
+        "description": (
+            "Raised once per coordinator task that passes its deadline, by the service that "
+            "owns the task (referral or scheduling, through `services/tasks`). Never sent to "
+            "hospitals. No personal data."
+        ),
+        "key": "case_id",
+        "key_description": "carelink's `case_id` (UTF-8).",
+        "partitions": topics.ESCALATIONS_PARTITIONS,
+        "readers": ["operators"],
+    },
 }
 
 _HOSPITAL_ID_PARAMETER = {
@@ -151,7 +163,7 @@ def _summary(model: type[BaseModel]) -> str | None:
 
 
 def _headers_schema(message: Message) -> dict[str, Any]:
-    on_hospital_topic = message.channel != topics.CASES
+    on_hospital_topic = message.channel not in (topics.CASES, topics.ESCALATIONS)
     subject = (
         "The referral id." if on_hospital_topic else "What the event is about, usually the case id."
     )

@@ -84,11 +84,31 @@ class CaseRejected(CaseEvent):
 
 
 @register
-class CaseResubmitted(CaseEvent):
-    """An identical submission arrived again: the hospital gets the current status again."""
+class CaseStatusRequested(CaseEvent):
+    """The referral's hospital should get the current status again: an identical
+    re-submission, or a follow-up for a case that is already closed."""
 
-    ce_type = "carelink.case.resubmitted.v1"
+    ce_type = "carelink.case.status-requested.v1"
     producer = "intake"
+
+
+@register
+class CaseLinked(CaseEvent):
+    """Another referral for a person whose case is open joined that case: one case,
+    every referring hospital informed. hospital_id/referral_id name the new referral."""
+
+    ce_type = "carelink.case.linked.v1"
+    producer = "intake"
+
+
+@register
+class CaseReadmitted(CaseEvent):
+    """A discharged patient is back in hospital (a new expected discharge date after discharge)."""
+
+    ce_type = "carelink.case.readmitted.v1"
+    producer = "intake"
+
+    expected_discharge_date: date
 
 
 @register

@@ -17,3 +17,6 @@ class CaseClosed(CaseEvent):
     total_krw: int
     publicly_paid_krw: int
     self_paid_krw: int
+    annual_cap_krw: int
+    cap_remaining_krw: int
+    precautions_acknowledged: bool

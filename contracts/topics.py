@@ -19,6 +19,7 @@ ESCALATIONS = "care.escalations"
 CASES_PARTITIONS = 12
 HOSPITAL_PARTITIONS = 3
 DLQ_PARTITIONS = 1
+ESCALATIONS_PARTITIONS = 3
 
 _HOSPITAL_TOPIC = re.compile(
     r"^hospital\.(?P<hospital>[a-z0-9-]{2,40})\.(?P<kind>referrals|updates)$"
@@ -56,7 +57,7 @@ def hospital_of(topic: str) -> str | None:
 
 def all_topics(hospital_ids: Iterable[str]) -> list[TopicSpec]:
     """Every topic the system needs for these hospitals, dead-letter topics included."""
-    specs = [TopicSpec(CASES, CASES_PARTITIONS), TopicSpec(ESCALATIONS, 3)]
+    specs = [TopicSpec(CASES, CASES_PARTITIONS), TopicSpec(ESCALATIONS, ESCALATIONS_PARTITIONS)]
     for hospital_id in sorted(set(hospital_ids)):
         specs.append(TopicSpec(referrals(hospital_id), HOSPITAL_PARTITIONS))
         specs.append(TopicSpec(updates(hospital_id), HOSPITAL_PARTITIONS))

@@ -8,12 +8,13 @@ PostgreSQL 18. Names are prefixed per session so sessions sharing servers never 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from services.localinfra import Endpoints, Infrastructure, start_infrastructure
+from services.simulators.staff import Staff
 from services.stack import LocalSystem, SystemInfo
 
 SESSION = uuid.uuid4().hex[:8]
@@ -37,12 +38,12 @@ def endpoints(infrastructure: Infrastructure) -> Endpoints:
 def system(
     infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LocalSystem]:
-    """The four services as processes on the session's servers, auto-completing tasks."""
+    """The four services as processes on the session's servers."""
     local = LocalSystem(
         tmp_path_factory.mktemp("system"),
         infrastructure=infrastructure,
         name_prefix=f"t{SESSION}_",
-        extra_env={"CARELINK_AUTO_COMPLETE_TASKS": "true", "CARELINK_LOG_LEVEL": "INFO"},
+        extra_env={"CARELINK_LOG_LEVEL": "INFO", "CARELINK_DEADLINE_SCAN_INTERVAL_S": "1"},
     )
     try:
         local.start()
@@ -60,3 +61,13 @@ def system_info(system: LocalSystem) -> SystemInfo:
 @pytest.fixture
 def log_dir(system: LocalSystem) -> Path:
     return system.base_dir / "logs"
+
+
+@pytest.fixture
+async def staff(system_info: SystemInfo) -> AsyncIterator[Staff]:
+    """Coordinators driven through the task use cases, against the services' databases."""
+    async with Staff(
+        referral_db=system_info.databases["referral"],
+        scheduling_db=system_info.databases["scheduling"],
+    ) as desk:
+        yield desk

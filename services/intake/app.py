@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from contracts.topics import referrals
+from contracts.topics import CASES, referrals
 from services.intake.usecases import Intake
 from services.policy import Registry, load_policies
 from services.runtime.logging import get_logger
@@ -15,7 +15,8 @@ log = get_logger(__name__)
 
 
 def _topics(registry: Registry) -> list[str]:
-    return [referrals(h) for h in sorted(registry.hospital_ids)]
+    # care.cases too: intake learns there when a case closes.
+    return [*(referrals(h) for h in sorted(registry.hospital_ids)), CASES]
 
 
 def _handler(context: ServiceContext) -> Handler:

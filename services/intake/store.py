@@ -14,22 +14,57 @@ class StoredReferral:
     case_id: str
     content_hash: str | None
     outcome: str
-    closed: bool
+    open: bool
+    discharged: bool
 
 
 async def find(
     conn: asyncpg.Connection, hospital_id: str, referral_id: str
 ) -> StoredReferral | None:
     row = await conn.fetchrow(
-        "SELECT case_id, content_hash, outcome, closed FROM referrals"
-        " WHERE hospital_id = $1 AND referral_id = $2 FOR UPDATE",
+        """SELECT r.case_id, r.content_hash, r.outcome, c.open, c.discharged
+           FROM referrals r JOIN cases c USING (case_id)
+           WHERE r.hospital_id = $1 AND r.referral_id = $2
+           FOR UPDATE OF c""",
         hospital_id,
         referral_id,
     )
     return StoredReferral(**dict(row)) if row else None
 
 
-async def insert(
+async def person_for(conn: asyncpg.Connection, patient_key: str, new_id: str) -> str:
+    """The person id for this patient key, allocating `new_id` on first sight.
+
+    The upsert locks the person's row until the transaction ends, so two
+    referrals of one person handled at once are serialised here.
+    """
+    person_id: str = await conn.fetchval(
+        """INSERT INTO persons (patient_key, person_id) VALUES ($1, $2)
+           ON CONFLICT (patient_key) DO UPDATE SET patient_key = EXCLUDED.patient_key
+           RETURNING person_id""",
+        patient_key,
+        new_id,
+    )
+    return person_id
+
+
+async def open_case_of(conn: asyncpg.Connection, person_id: str) -> str | None:
+    case_id: str | None = await conn.fetchval(
+        "SELECT case_id FROM cases WHERE person_id = $1 AND open ORDER BY created_at LIMIT 1",
+        person_id,
+    )
+    return case_id
+
+
+async def add_case(
+    conn: asyncpg.Connection, case_id: str, *, person_id: str | None, open: bool
+) -> None:
+    await conn.execute(
+        "INSERT INTO cases (case_id, person_id, open) VALUES ($1, $2, $3)", case_id, person_id, open
+    )
+
+
+async def add_referral(
     conn: asyncpg.Connection,
     *,
     hospital_id: str,
@@ -40,7 +75,8 @@ async def insert(
     submission: dict[str, Any] | None,
 ) -> None:
     await conn.execute(
-        """INSERT INTO referrals (hospital_id, referral_id, case_id, content_hash, outcome, submission)
+        """INSERT INTO referrals (hospital_id, referral_id, case_id, content_hash, outcome,
+                                  submission)
            VALUES ($1, $2, $3, $4, $5, $6)""",
         hospital_id,
         referral_id,
@@ -62,17 +98,6 @@ async def add_event(
     )
 
 
-async def mark_closed(conn: asyncpg.Connection, case_id: str) -> None:
-    await conn.execute("UPDATE referrals SET closed = true WHERE case_id = $1", case_id)
-
-
-async def person_for(conn: asyncpg.Connection, patient_key: str, new_id: str) -> str:
-    """The person id for this patient key, allocating `new_id` on first sight (race-safe)."""
-    person_id: str = await conn.fetchval(
-        """INSERT INTO persons (patient_key, person_id) VALUES ($1, $2)
-           ON CONFLICT (patient_key) DO UPDATE SET patient_key = EXCLUDED.patient_key
-           RETURNING person_id""",
-        patient_key,
-        new_id,
-    )
-    return person_id
+async def set_case(conn: asyncpg.Connection, case_id: str, **fields: Any) -> None:
+    columns = ", ".join(f"{name} = ${i}" for i, name in enumerate(fields, start=2))
+    await conn.execute(f"UPDATE cases SET {columns} WHERE case_id = $1", case_id, *fields.values())

@@ -1,5 +1,10 @@
 """Intake's use cases: decide about one hospital record, store, and emit case
-events, all inside the caller's transaction."""
+events, all inside the caller's transaction.
+
+Intake also reads care.cases, only to learn when a case closes: a later
+referral of the same person then starts a new case instead of joining it, and
+a hospital's follow-up for a closed case gets the current status again.
+"""
 
 from __future__ import annotations
 
@@ -17,79 +22,85 @@ from contracts.intake import (
     CaseAccepted,
     CaseCancelled,
     CaseDischarged,
+    CaseLinked,
+    CaseReadmitted,
     CaseReceived,
     CaseRejected,
-    CaseResubmitted,
+    CaseStatusRequested,
     DischargeDateChanged,
     FieldError,
 )
-from contracts.topics import hospital_of
+from contracts.outcome import CaseClosed
+from contracts.referral import CaseFailed, ReviewCompleted
+from contracts.topics import CASES, hospital_of
 from services.intake import domain, store
 from services.policy import PolicyBook, Registry
 from services.runtime.errors import PermanentError
-from services.runtime.events import emit
+from services.runtime.events import CaseEventRouter, emit
 from services.runtime.logging import get_logger
 from services.runtime.pipeline import Record
 
 log = get_logger(__name__)
 SERVICE = "intake"
+CONTRACT_REASON = "the record does not follow the hospital contract v1"
 
 
 class Intake:
     def __init__(self, *, policies: PolicyBook, registry: Registry) -> None:
         self._policies = policies
         self._registry = registry
+        self._case_events = CaseEventRouter(
+            {
+                CaseClosed: self._case_closed,
+                CaseFailed: self._case_closed,
+                ReviewCompleted: self._reviewed,
+            }
+        )
 
     async def handle(self, conn: asyncpg.Connection, record: Record) -> None:
+        if record.topic == CASES:
+            await self._case_events(conn, record)
+        else:
+            await self._hospital_record(conn, record)
+
+    # -- hospital records -----------------------------------------------------------
+
+    async def _hospital_record(self, conn: asyncpg.Connection, record: Record) -> None:
         hospital_id = hospital_of(record.topic)
         if hospital_id is None:
             raise PermanentError(f"intake does not read {record.topic}")
         referral_id = record.key_text
         if not referral_id or len(referral_id) > 64:
             raise PermanentError("record has no usable key: cannot tie it to a referral")
+        reject = _Rejecter(self, conn, record, hospital_id, referral_id)
 
         try:
             envelope = Envelope.from_headers(record.headers)
         except EnvelopeError as exc:
-            await self._reject_invalid(conn, record, hospital_id, referral_id, "headers", str(exc))
+            await reject.invalid("headers", str(exc))
             return
         model = hv1.INBOUND_TYPES.get(envelope.type)
         if model is None:
-            await self._reject_invalid(
-                conn, record, hospital_id, referral_id, "ce_type", "unknown event type"
-            )
+            await reject.invalid("ce_type", "unknown event type")
             return
         try:
             data = json.loads(record.value)
         except (UnicodeDecodeError, json.JSONDecodeError):
-            await self._reject_invalid(conn, record, hospital_id, referral_id, "data", "not JSON")
+            await reject.invalid("data", "not JSON")
+            return
+        if not isinstance(data, dict):
+            await reject.invalid("data", "not a JSON object")
             return
         try:
-            event = model.model_validate(data)
+            event: Any = model.model_validate(data)
         except ValidationError as exc:
-            await self._reject(
-                conn,
-                record,
-                hospital_id,
-                referral_id,
-                "invalid-referral",
-                "the record does not follow the hospital contract v1",
-                domain.field_errors(exc),
-            )
+            await reject.send("invalid-referral", CONTRACT_REASON, domain.field_errors(exc))
             return
-        if getattr(event, "referral_id", None) != referral_id:
-            await self._reject_invalid(
-                conn, record, hospital_id, referral_id, "referral_id", "differs from the record key"
-            )
+        if event.referral_id != referral_id:
+            await reject.invalid("referral_id", "differs from the record key")
             return
-        if getattr(event, "hospital_id", None) != hospital_id or not self._registry.is_registered(
-            hospital_id
-        ):
-            await self._reject(
-                conn,
-                record,
-                hospital_id,
-                referral_id,
+        if event.hospital_id != hospital_id or not self._registry.is_registered(hospital_id):
+            await reject.send(
                 "unknown-hospital",
                 "hospital_id is not the hospital this topic belongs to",
                 [
@@ -99,7 +110,6 @@ class Intake:
                 ],
             )
             return
-
         if isinstance(event, hv1.ReferralSubmitted):
             await self._submitted(conn, record, event, data)
         else:
@@ -113,19 +123,14 @@ class Intake:
         data: dict[str, Any],
     ) -> None:
         digest = domain.content_hash(data)
-        existing = await store.find(conn, sub.hospital_id, sub.referral_id)
         now = datetime.now(UTC)
+        existing = await store.find(conn, sub.hospital_id, sub.referral_id)
         if existing is not None:
             if existing.content_hash == digest:
                 log.info("identical re-submission", case_id=existing.case_id)
                 await emit(
                     conn,
-                    CaseResubmitted(
-                        case_id=existing.case_id,
-                        hospital_id=sub.hospital_id,
-                        referral_id=sub.referral_id,
-                        occurred_at=now,
-                    ),
+                    CaseStatusRequested(**_ids(existing.case_id, sub, now)),
                     service=SERVICE,
                     cause=record,
                 )
@@ -138,53 +143,28 @@ class Intake:
                     sub.referral_id,
                     "conflicting-duplicate",
                     "this referral_id was already used for a different submission",
-                    [],
                 )
             return
 
-        case_id = new_case_id()
         decision = domain.triage(sub, policies=self._policies, registry=self._registry)
-        patient = sub.patient
-        accepted = isinstance(decision, domain.Triage)
-        await store.insert(
-            conn,
-            hospital_id=sub.hospital_id,
-            referral_id=sub.referral_id,
-            case_id=case_id,
-            content_hash=digest,
-            outcome=(
-                f"rejected:{decision.reason_code}"
-                if isinstance(decision, domain.Refused)
-                else "accepted"
-            ),
-            # Personal data is kept only for cases we work on.
-            submission=data if accepted else None,
-        )
-        base = {"case_id": case_id, "hospital_id": sub.hospital_id, "referral_id": sub.referral_id}
-        await emit(
-            conn,
-            CaseReceived(
-                **base,
-                occurred_at=now,
-                submitted_at=sub.submitted_at,
-                age_band=(decision.age_band if isinstance(decision, domain.Triage) else "unknown"),
-                district=patient.address.district,
-                dong=patient.address.dong,
-                requested_services=list(sub.requested_services),
-                admission_date=sub.admission_date,
-                expected_discharge_date=sub.expected_discharge_date,
-                priority=sub.priority,
-                mobility=sub.mobility,
-                registered_disability=patient.registered_disability,
-                lives_alone=patient.lives_alone,
-                has_family_caregiver=patient.has_family_caregiver,
-                uses_public_care=patient.uses_public_care,
-                do_not_contact=sub.do_not_contact,
-            ),
-            service=SERVICE,
-            cause=record,
-        )
         if isinstance(decision, domain.Refused):
+            # Refused referrals keep no personal data: only the hash, to spot re-sends.
+            case_id = new_case_id()
+            await store.add_case(conn, case_id, person_id=None, open=False)
+            await store.add_referral(
+                conn,
+                hospital_id=sub.hospital_id,
+                referral_id=sub.referral_id,
+                case_id=case_id,
+                content_hash=digest,
+                outcome=f"rejected:{decision.reason_code}",
+                submission=None,
+            )
+            if decision.reason_code != "missing-consent":
+                # Without consent nothing about the patient may be shared, not even the receipt's facts.
+                await emit(
+                    conn, _received(case_id, sub, now, "unknown"), service=SERVICE, cause=record
+                )
             await self._emit_rejected(
                 conn,
                 record,
@@ -193,21 +173,49 @@ class Intake:
                 sub.referral_id,
                 decision.reason_code,
                 decision.reason,
-                [],
             )
             return
+
+        person_id = await store.person_for(conn, domain.patient_key(sub), f"person-{uuid.uuid4()}")
+        open_case = await store.open_case_of(conn, person_id)
+        if open_case is not None:
+            # The same person is already being cared for: one case, every hospital informed.
+            await store.add_referral(
+                conn,
+                hospital_id=sub.hospital_id,
+                referral_id=sub.referral_id,
+                case_id=open_case,
+                content_hash=digest,
+                outcome="linked",
+                submission=data,
+            )
+            await emit(conn, CaseLinked(**_ids(open_case, sub, now)), service=SERVICE, cause=record)
+            log.info("referral joined the person's open case", case_id=open_case)
+            return
+
+        case_id = new_case_id()
+        await store.add_case(conn, case_id, person_id=person_id, open=True)
+        await store.add_referral(
+            conn,
+            hospital_id=sub.hospital_id,
+            referral_id=sub.referral_id,
+            case_id=case_id,
+            content_hash=digest,
+            outcome="accepted",
+            submission=data,
+        )
+        await emit(
+            conn, _received(case_id, sub, now, decision.age_band), service=SERVICE, cause=record
+        )
         await emit(
             conn,
             CaseAccepted(
-                **base,
-                occurred_at=now,
-                person_id=await store.person_for(
-                    conn, domain.patient_key(sub), f"person-{uuid.uuid4()}"
-                ),
+                **_ids(case_id, sub, now),
+                person_id=person_id,
                 policy_year=decision.policy_year,
                 fee_support=decision.fee_support,  # type: ignore[arg-type]
                 centre_id=decision.centre_id,
-                district=patient.address.district,
+                district=sub.patient.address.district,
                 priority=sub.priority,
                 review_deadline=decision.review_deadline,
                 expected_discharge_date=sub.expected_discharge_date,
@@ -222,92 +230,54 @@ class Intake:
         self, conn: asyncpg.Connection, record: Record, event: Any, data: dict[str, Any]
     ) -> None:
         existing = await store.find(conn, event.hospital_id, event.referral_id)
-        if existing is None or existing.outcome != "accepted":
-            # Nothing to correct: an unknown or refused referral. Dead-lettered, so an
-            # operator sees it and can replay it if the submission arrives later.
-            raise PermanentError("follow-up for a referral without an accepted case")
+        if existing is None:
+            # Nothing to tie it to yet. Dead-lettered, so an operator sees it and can
+            # replay it once the submission has arrived.
+            raise PermanentError("follow-up for a referral that was never submitted")
         await store.add_event(conn, existing.case_id, record.header("ce_type") or "", data)
-        base = {
-            "case_id": existing.case_id,
-            "hospital_id": event.hospital_id,
-            "referral_id": event.referral_id,
-            "occurred_at": datetime.now(UTC),
-        }
-        if existing.closed:
-            log.info("follow-up for a closed case kept, nothing to do", case_id=existing.case_id)
+        now = datetime.now(UTC)
+        ids = _ids(existing.case_id, event, now)
+        if not existing.open:
+            # Closed (completed, cancelled, failed or refused): nothing changes, but the
+            # hospital still gets an answer.
+            await emit(conn, CaseStatusRequested(**ids), service=SERVICE, cause=record)
             return
         if isinstance(event, hv1.ReferralUpdated):
-            if event.expected_discharge_date is not None:
+            if event.expected_discharge_date is None:
+                return
+            if existing.discharged:
+                await store.set_case(conn, existing.case_id, discharged=False)
+                await emit(
+                    conn,
+                    CaseReadmitted(**ids, expected_discharge_date=event.expected_discharge_date),
+                    service=SERVICE,
+                    cause=record,
+                )
+            else:
                 await emit(
                     conn,
                     DischargeDateChanged(
-                        **base, expected_discharge_date=event.expected_discharge_date
+                        **ids, expected_discharge_date=event.expected_discharge_date
                     ),
                     service=SERVICE,
                     cause=record,
                 )
         elif isinstance(event, hv1.PatientDischarged):
+            await store.set_case(conn, existing.case_id, discharged=True)
             await emit(
                 conn,
-                CaseDischarged(**base, discharged_at=event.discharged_at),
+                CaseDischarged(**ids, discharged_at=event.discharged_at),
                 service=SERVICE,
                 cause=record,
             )
         elif isinstance(event, hv1.ReferralCancelled):
-            await store.mark_closed(conn, existing.case_id)
+            await store.set_case(conn, existing.case_id, open=False)
             await emit(
                 conn,
-                CaseCancelled(**base, reason_code=event.reason_code),
+                CaseCancelled(**ids, reason_code=event.reason_code),
                 service=SERVICE,
                 cause=record,
             )
-
-    async def _reject_invalid(
-        self,
-        conn: asyncpg.Connection,
-        record: Record,
-        hospital_id: str,
-        referral_id: str,
-        field: str,
-        message: str,
-    ) -> None:
-        await self._reject(
-            conn,
-            record,
-            hospital_id,
-            referral_id,
-            "invalid-referral",
-            "the record does not follow the hospital contract v1",
-            [FieldError(field=field, message=message, type="envelope")],
-        )
-
-    async def _reject(
-        self,
-        conn: asyncpg.Connection,
-        record: Record,
-        hospital_id: str,
-        referral_id: str,
-        reason_code: str,
-        reason: str,
-        errors: list[FieldError],
-    ) -> None:
-        existing = await store.find(conn, hospital_id, referral_id)
-        if existing is None:
-            case_id = new_case_id()
-            await store.insert(
-                conn,
-                hospital_id=hospital_id,
-                referral_id=referral_id,
-                case_id=case_id,
-                content_hash=None,
-                outcome=f"rejected:{reason_code}",
-                submission=None,
-            )
-        else:
-            case_id = existing.case_id
-        await self._emit_rejected(
-            conn, record, case_id, hospital_id, referral_id, reason_code, reason, errors
-        )
 
     async def _emit_rejected(
         self,
@@ -318,7 +288,7 @@ class Intake:
         referral_id: str,
         reason_code: str,
         reason: str,
-        errors: list[FieldError],
+        errors: list[FieldError] | None = None,
     ) -> None:
         log.info("referral rejected", case_id=case_id, reason_code=reason_code)
         await emit(
@@ -330,11 +300,106 @@ class Intake:
                 occurred_at=datetime.now(UTC),
                 reason_code=reason_code,  # type: ignore[arg-type]
                 reason=reason,
-                errors=errors,
+                errors=errors or [],
             ),
             service=SERVICE,
             cause=record,
         )
+
+    # -- closures seen on care.cases ------------------------------------------------
+
+    async def _case_closed(
+        self, conn: asyncpg.Connection, record: Record, ev: CaseClosed | CaseFailed
+    ) -> None:
+        await store.set_case(conn, ev.case_id, open=False)
+
+    async def _reviewed(
+        self, conn: asyncpg.Connection, record: Record, ev: ReviewCompleted
+    ) -> None:
+        if ev.decision == "ineligible":
+            await store.set_case(conn, ev.case_id, open=False)
+
+
+class _Rejecter:
+    """Rejections of one hospital record: to the referral's case if it has one, else a new,
+    closed case, so the hospital always gets an answer under its referral id."""
+
+    def __init__(
+        self,
+        intake: Intake,
+        conn: asyncpg.Connection,
+        record: Record,
+        hospital_id: str,
+        referral_id: str,
+    ) -> None:
+        self._intake, self._conn, self._record = intake, conn, record
+        self._hospital_id, self._referral_id = hospital_id, referral_id
+
+    async def invalid(self, field: str, message: str) -> None:
+        await self.send(
+            "invalid-referral",
+            CONTRACT_REASON,
+            [FieldError(field=field, message=message, type="envelope")],
+        )
+
+    async def send(self, reason_code: str, reason: str, errors: list[FieldError]) -> None:
+        existing = await store.find(self._conn, self._hospital_id, self._referral_id)
+        if existing is None:
+            case_id = new_case_id()
+            await store.add_case(self._conn, case_id, person_id=None, open=False)
+            await store.add_referral(
+                self._conn,
+                hospital_id=self._hospital_id,
+                referral_id=self._referral_id,
+                case_id=case_id,
+                content_hash=None,
+                outcome=f"rejected:{reason_code}",
+                submission=None,
+            )
+        else:
+            case_id = existing.case_id
+        await self._intake._emit_rejected(
+            self._conn,
+            self._record,
+            case_id,
+            self._hospital_id,
+            self._referral_id,
+            reason_code,
+            reason,
+            errors,
+        )
+
+
+def _ids(case_id: str, event: Any, now: datetime) -> dict[str, Any]:
+    return {
+        "case_id": case_id,
+        "hospital_id": event.hospital_id,
+        "referral_id": event.referral_id,
+        "occurred_at": now,
+    }
+
+
+def _received(
+    case_id: str, sub: hv1.ReferralSubmitted, now: datetime, age_band: str
+) -> CaseReceived:
+    patient = sub.patient
+    return CaseReceived(
+        **_ids(case_id, sub, now),
+        submitted_at=sub.submitted_at,
+        age_band=age_band,
+        district=patient.address.district,
+        dong=patient.address.dong,
+        requested_services=list(sub.requested_services),
+        admission_date=sub.admission_date,
+        expected_discharge_date=sub.expected_discharge_date,
+        priority=sub.priority,
+        mobility=sub.mobility,
+        registered_disability=patient.registered_disability,
+        lives_alone=patient.lives_alone,
+        has_family_caregiver=patient.has_family_caregiver,
+        uses_public_care=patient.uses_public_care,
+        do_not_contact=sub.do_not_contact,
+    )
 
 
 def new_case_id() -> str:

@@ -7,49 +7,52 @@ from typing import Any
 import asyncpg
 
 
-async def get_or_create(
-    conn: asyncpg.Connection, case_id: str, hospital_id: str, referral_id: str
-) -> asyncpg.Record:
+async def case(conn: asyncpg.Connection, case_id: str) -> asyncpg.Record:
+    """The case's row, created empty on first sight and locked for this transaction."""
     await conn.execute(
-        """INSERT INTO referral_status (case_id, hospital_id, referral_id) VALUES ($1, $2, $3)
-           ON CONFLICT (case_id) DO NOTHING""",
-        case_id,
-        hospital_id,
-        referral_id,
+        "INSERT INTO cases (case_id) VALUES ($1) ON CONFLICT (case_id) DO NOTHING", case_id
     )
     row: asyncpg.Record = await conn.fetchrow(
-        "SELECT * FROM referral_status WHERE case_id = $1 FOR UPDATE", case_id
+        "SELECT * FROM cases WHERE case_id = $1 FOR UPDATE", case_id
     )
     return row
 
 
-async def save_status(
-    conn: asyncpg.Connection,
-    case_id: str,
-    *,
-    sequence: int,
-    status: str,
-    business_status: str,
-    reason_code: str | None,
-    reason: str | None,
-    details: dict[str, Any],
+async def follow(
+    conn: asyncpg.Connection, case_id: str, hospital_id: str, referral_id: str
 ) -> None:
+    """Make the referral one that hears of this case (idempotent)."""
     await conn.execute(
-        """UPDATE referral_status SET sequence = $2, status = $3, business_status = $4,
-               reason_code = $5, reason = $6, details = $7, updated_at = now()
-           WHERE case_id = $1""",
+        """INSERT INTO referrals (hospital_id, referral_id, case_id) VALUES ($1, $2, $3)
+           ON CONFLICT (hospital_id, referral_id) DO NOTHING""",
+        hospital_id,
+        referral_id,
         case_id,
-        sequence,
-        status,
-        business_status,
-        reason_code,
-        reason,
-        details,
     )
 
 
-async def set_fields(conn: asyncpg.Connection, case_id: str, **fields: Any) -> None:
+async def followers(conn: asyncpg.Connection, case_id: str) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT hospital_id, referral_id FROM referrals WHERE case_id = $1 ORDER BY hospital_id, referral_id",
+        case_id,
+    )
+    return rows
+
+
+async def next_sequence(conn: asyncpg.Connection, hospital_id: str, referral_id: str) -> int:
+    sequence: int = await conn.fetchval(
+        """UPDATE referrals SET sequence = sequence + 1
+           WHERE hospital_id = $1 AND referral_id = $2 RETURNING sequence""",
+        hospital_id,
+        referral_id,
+    )
+    return sequence
+
+
+async def save_status(conn: asyncpg.Connection, case_id: str, **fields: Any) -> None:
     columns = ", ".join(f"{name} = ${i}" for i, name in enumerate(fields, start=2))
     await conn.execute(
-        f"UPDATE referral_status SET {columns} WHERE case_id = $1", case_id, *fields.values()
+        f"UPDATE cases SET {columns}, updated_at = now() WHERE case_id = $1",
+        case_id,
+        *fields.values(),
     )

@@ -1,9 +1,7 @@
-"""Referral's SQL."""
+"""Referral's SQL (tasks are in services.tasks)."""
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -29,39 +27,6 @@ async def get_case(conn: asyncpg.Connection, case_id: str) -> asyncpg.Record | N
 
 async def close_case(conn: asyncpg.Connection, case_id: str) -> None:
     await conn.execute("UPDATE cases SET closed = true WHERE case_id = $1", case_id)
-    await conn.execute(
-        "UPDATE tasks SET status = 'cancelled' WHERE case_id = $1 AND status IN ('open', 'claimed')",
-        case_id,
-    )
-
-
-async def add_task(
-    conn: asyncpg.Connection,
-    *,
-    case_id: str,
-    kind: str,
-    centre_id: str,
-    priority: str,
-    due_at: datetime,
-) -> int | None:
-    task_id: int | None = await conn.fetchval(
-        """INSERT INTO tasks (case_id, kind, centre_id, priority, due_at)
-           VALUES ($1, $2, $3, $4, $5) ON CONFLICT (case_id, kind) DO NOTHING RETURNING id""",
-        case_id,
-        kind,
-        centre_id,
-        priority,
-        due_at,
-    )
-    return task_id
-
-
-async def complete_task(conn: asyncpg.Connection, task_id: int, result: dict[str, Any]) -> None:
-    await conn.execute(
-        "UPDATE tasks SET status = 'done', result = $2, completed_at = now() WHERE id = $1",
-        task_id,
-        json.loads(json.dumps(result, default=str)),
-    )
 
 
 async def used_this_year(conn: asyncpg.Connection, person_id: str, policy_year: int) -> int:

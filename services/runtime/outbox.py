@@ -126,11 +126,13 @@ class OutboxRelay:
             log.info("outbox relay active")
             await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
             while not stop.is_set():
+                # Cleared before reading the batch, not after publishing it: a NOTIFY that
+                # arrives while the batch is in flight must cut the next wait short.
+                self._wake.clear()
                 published = await self._publish_batch(conn)
                 self.healthy = True
                 if published == self._batch_size:
                     continue  # more waiting: do not sleep between full batches
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     waiter = asyncio.ensure_future(self._wake.wait())
                     stopper = asyncio.ensure_future(stop.wait())

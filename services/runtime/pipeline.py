@@ -120,8 +120,6 @@ class Pipeline:
         while True:
             attempt += 1
             try:
-                if len(record.value) > self._max_bytes:
-                    raise PermanentError(f"record larger than {self._max_bytes} bytes")
                 outcome = await self._handle_once(record)
                 MESSAGES.labels(self.service, self.consumer, outcome).inc()
                 self.last_transient_error = None
@@ -157,6 +155,10 @@ class Pipeline:
         async with self._pool.acquire() as conn, conn.transaction():
             if not await inbox.claim(conn, self.consumer, record.event_id, replay=record.is_replay):
                 return "duplicate"
+            # Checked after the claim: a redelivered oversized record that was already
+            # dead-lettered is a duplicate, not a second dead letter.
+            if len(record.value) > self._max_bytes:
+                raise PermanentError(f"record larger than {self._max_bytes} bytes")
             await self._handler(conn, record)
             return "handled"
 

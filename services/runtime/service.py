@@ -49,6 +49,8 @@ class ServiceSpec:
     # The topics this service consumes, given the registered hospitals.
     topics: Callable[[Registry], Sequence[str]]
     handler: Callable[[ServiceContext], Handler]
+    # Migrations of shared libraries the service uses (e.g. the tasks table), applied first.
+    extra_migrations: Sequence[tuple[str, Path]] = ()
     routes: Callable[[FastAPI, ServiceContext], None] | None = None
     extra_tasks: Sequence[Callable[[ServiceContext, asyncio.Event], object]] = field(
         default_factory=tuple
@@ -78,7 +80,11 @@ async def run_service(
             applied = await db.migrate(
                 conn,
                 db.load_migrations(
-                    [("runtime", db.RUNTIME_MIGRATIONS), (spec.name, spec.migrations)]
+                    [
+                        ("runtime", db.RUNTIME_MIGRATIONS),
+                        *spec.extra_migrations,
+                        (spec.name, spec.migrations),
+                    ]
                 ),
             )
         log.info("database ready", migrations_applied=len(applied))

@@ -61,11 +61,15 @@ class ServiceSettings(BaseSettings):
     retry_max_delay_s: float = Field(default=5.0, gt=0)
     shutdown_grace_s: float = Field(default=10.0, gt=0)
 
+    # How often overdue coordinator tasks are looked for (each is escalated once).
+    deadline_scan_interval_s: float = Field(default=30.0, gt=0)
+    # Failed contact attempts before a visit puts the case on hold as `unreachable`.
+    max_contact_attempts: int = Field(default=3, ge=1)
+    # A new expected discharge date further out than this puts the case on hold.
+    postponement_horizon_days: int = Field(default=14, ge=1)
+
     # Lets several test sessions share one broker without joining each other's groups.
     group_prefix: str = ""
-
-    # The walking skeleton completes coordinator tasks at once; real staff replace it later.
-    auto_complete_tasks: bool = True
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
 

@@ -1,8 +1,8 @@
-"""Scheduling's SQL."""
+"""Scheduling's SQL (visits are tasks, in services.tasks)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -44,29 +44,10 @@ async def set_case(conn: asyncpg.Connection, case_id: str, **fields: Any) -> Non
     await conn.execute(f"UPDATE cases SET {columns} WHERE case_id = $1", case_id, *fields.values())
 
 
-async def add_visit(
-    conn: asyncpg.Connection, case_id: str, kind: str, start: datetime, end: datetime
-) -> int | None:
-    visit_id: int | None = await conn.fetchval(
-        """INSERT INTO visits (case_id, kind, window_start, window_end) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (case_id, kind) DO NOTHING RETURNING id""",
-        case_id,
-        kind,
-        start,
-        end,
-    )
-    return visit_id
-
-
-async def complete_visit(conn: asyncpg.Connection, visit_id: int, result: dict[str, Any]) -> None:
+async def add_notes(conn: asyncpg.Connection, task_id: int, notes: str) -> None:
     await conn.execute(
-        "UPDATE visits SET status = 'done', result = $2, completed_at = now() WHERE id = $1",
-        visit_id,
-        result,
-    )
-
-
-async def cancel_open_visits(conn: asyncpg.Connection, case_id: str) -> None:
-    await conn.execute(
-        "UPDATE visits SET status = 'cancelled' WHERE case_id = $1 AND status = 'open'", case_id
+        "INSERT INTO visit_notes (task_id, notes) VALUES ($1, $2)"
+        " ON CONFLICT (task_id) DO UPDATE SET notes = EXCLUDED.notes",
+        task_id,
+        notes,
     )

@@ -408,7 +408,6 @@ def test_each_service_environment_parses_into_settings_for_that_service(
         assert settings.resolved_database_url() == env["CARELINK_DATABASE_URL"]
         assert settings.health_host == "0.0.0.0"
         assert settings.log_format == "json"
-        assert settings.auto_complete_tasks is False
         assert settings.kafka.enable_idempotence is True
         assert settings.kafka.session_timeout_ms >= 6000, "Apache Kafka's minimum by default"
 

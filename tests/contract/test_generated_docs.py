@@ -124,7 +124,9 @@ def test_kafka_key_is_referral_id_on_hospital_topics_and_case_id_on_cases(
     components = asyncapi["components"]["messages"]
     for message in all_messages():
         key = components[message.ce_type]["bindings"]["kafka"]["key"]
-        expected = "case_id" if message.channel == "care.cases" else "referral_id"
+        expected = (
+            "case_id" if message.channel in ("care.cases", "care.escalations") else "referral_id"
+        )
         assert f"`{expected}`" in key["description"], message.ce_type
 
 

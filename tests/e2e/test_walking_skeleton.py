@@ -1,7 +1,8 @@
 """One referral travels the whole loop over the real broker and PostgreSQL.
 
 The hospital side is raw aiokafka with CloudEvents headers and key = referral id,
-exactly as a hospital integration would publish.
+exactly as a hospital integration would publish; coordinators work the tasks
+through the same use cases the console calls.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import pytest
 from contracts import topics
 from services.simulators.hospital_io import UpdatesReader, publish
 from services.simulators.referrals import FakeHospital
+from services.simulators.staff import Staff
 from services.stack import SystemInfo
 
 pytestmark = pytest.mark.e2e
@@ -29,36 +31,44 @@ LOOP = [
 ]
 
 
+def _reached(referral_id: str, business_status: str):  # type: ignore[no-untyped-def]
+    return lambda seen: any(u.data["business_status"] == business_status for u in seen[referral_id])
+
+
 async def test_submitted_referral_reaches_completed_with_gap_free_sequence(
-    system_info: SystemInfo,
+    system_info: SystemInfo, staff: Staff
 ) -> None:
     hospital = FakeHospital(HOSPITAL)
     submission = hospital.submission(age=71, district="Songpa-gu")
     referral_id = submission["referral_id"]
+    bootstrap = system_info.kafka_bootstrap
 
-    async with UpdatesReader(system_info.kafka_bootstrap, topics.updates(HOSPITAL)) as reader:
-        await publish(system_info.kafka_bootstrap, [hospital.submitted(submission)])
-        await reader.wait_for(
-            lambda seen: any(
-                u.data["business_status"] == "services-linked" for u in seen[referral_id]
-            ),
-            timeout=60,
-        )
-        await publish(system_info.kafka_bootstrap, [hospital.discharged(referral_id)])
-        seen = await reader.wait_for(
-            lambda seen: any(u.data["status"] == "completed" for u in seen[referral_id]),
-            timeout=60,
-        )
+    async with UpdatesReader(bootstrap, topics.updates(HOSPITAL)) as reader:
+        await publish(bootstrap, [hospital.submitted(submission)])
+        seen = await reader.wait_for(_reached(referral_id, "triaged"), timeout=30)
+        case_id = seen[referral_id][0].data["case_id"]
+
+        await staff.review(case_id, "eligible")
+        await reader.wait_for(_reached(referral_id, "pre-discharge-visit-scheduled"), timeout=30)
+        await staff.visit(case_id, "pre-discharge-visit")
+        await staff.plan(case_id)
+        await reader.wait_for(_reached(referral_id, "services-linked"), timeout=30)
+        await publish(bootstrap, [hospital.discharged(referral_id)])
+        await staff.visit(case_id, "post-discharge-visit")
+        seen = await reader.wait_for(_reached(referral_id, "closed"), timeout=30)
 
     updates = seen[referral_id]
     assert [u.data["sequence"] for u in updates] == list(range(1, len(updates) + 1))
     assert [(u.data["status"], u.data["business_status"]) for u in updates] == LOOP
-    assert len({u.data["case_id"] for u in updates}) == 1
+    assert {u.data["case_id"] for u in updates} == {case_id}
     assert all(u.key == referral_id for u in updates)
     assert all(u.headers["ce_type"] == "carelink.referral.status-changed.v1" for u in updates)
     assert updates[1].data["details"]["fee_support"] == "full"
+    assert updates[1].data["details"]["centre_id"] == "centre-songpa-gu"
     report = updates[-1].data["details"]["outcome_report"]
     assert report["total_krw"] > 0
+    assert report["paid_by"] == "district"
+    assert report["care_precautions_acknowledged"] is True
     assert {line["service"] for line in report["services_delivered"]} == {
         "temporary_home_care",
         "meal_delivery",

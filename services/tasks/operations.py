@@ -1,0 +1,341 @@
+"""Task operations: what a coordinator (or the staff simulator) does with a task.
+
+Every operation runs on the caller's connection inside the caller's
+transaction, so a use case completes a task and emits its case events
+atomically. Exclusivity comes from conditional UPDATEs: of two concurrent
+claims, PostgreSQL lets exactly one UPDATE match `status = 'open'`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+DEFAULT_LEASE = timedelta(minutes=30)
+LIVE = ("open", "claimed")
+
+
+@dataclass(frozen=True)
+class Task:
+    id: int
+    case_id: str
+    kind: str
+    centre_id: str
+    priority: str
+    due_at: datetime
+    window_start: datetime | None
+    status: str
+    claimed_by: str | None
+    lease_until: datetime | None
+    attempts: int
+    result: dict[str, Any] | None
+    created_at: datetime
+    completed_at: datetime | None
+    completed_by: str | None
+
+    def overdue(self, now: datetime) -> bool:
+        return self.status in LIVE and self.due_at < now
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Task:
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+
+class TaskError(Exception):
+    """A task operation that cannot be done; `code` is stable for interfaces."""
+
+    code = "task-error"
+
+
+class TaskNotFound(TaskError):
+    code = "not-found"
+
+
+class ClaimedByOther(TaskError):
+    code = "claimed-by-other"
+
+
+class LeaseExpired(TaskError):
+    code = "lease-expired"
+
+
+class NotClaimed(TaskError):
+    code = "not-claimed"
+
+
+class TaskClosed(TaskError):
+    code = "task-closed"
+
+
+_COLUMNS = ", ".join(Task.__dataclass_fields__)
+
+
+async def create(
+    conn: asyncpg.Connection,
+    *,
+    case_id: str,
+    kind: str,
+    centre_id: str,
+    priority: str,
+    due_at: datetime,
+    window_start: datetime | None = None,
+) -> Task | None:
+    """A new task, unless one of this kind is already live for the case (idempotent)."""
+    live = await conn.fetchval(
+        "SELECT 1 FROM tasks WHERE case_id = $1 AND kind = $2 AND status IN ('open', 'claimed', 'suspended')",
+        case_id,
+        kind,
+    )
+    if live:
+        return None
+    row = await conn.fetchrow(
+        f"""INSERT INTO tasks (case_id, kind, centre_id, priority, due_at, window_start, generation)
+            VALUES ($1, $2, $3, $4, $5, $6,
+                    (SELECT coalesce(max(generation), 0) + 1 FROM tasks WHERE case_id = $1 AND kind = $2))
+            RETURNING {_COLUMNS}""",
+        case_id,
+        kind,
+        centre_id,
+        priority,
+        due_at,
+        window_start,
+    )
+    return Task.from_row(row)
+
+
+async def get(conn: asyncpg.Connection, task_id: int) -> Task:
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM tasks WHERE id = $1", task_id)
+    if row is None:
+        raise TaskNotFound(f"no task {task_id}")
+    return Task.from_row(row)
+
+
+async def for_case(conn: asyncpg.Connection, case_id: str) -> list[Task]:
+    rows = await conn.fetch(f"SELECT {_COLUMNS} FROM tasks WHERE case_id = $1 ORDER BY id", case_id)
+    return [Task.from_row(r) for r in rows]
+
+
+async def queue(
+    conn: asyncpg.Connection,
+    centre_id: str,
+    *,
+    now: datetime,
+    kinds: list[str] | None = None,
+    statuses: tuple[str, ...] = LIVE,
+    overdue_only: bool = False,
+    limit: int = 200,
+) -> list[Task]:
+    """A centre's work: urgent first, then by deadline (the index serves the order)."""
+    rows = await conn.fetch(
+        f"""SELECT {_COLUMNS} FROM tasks
+            WHERE centre_id = $1 AND status = ANY($2::text[])
+              AND ($3::text[] IS NULL OR kind = ANY($3::text[]))
+              AND (NOT $4 OR due_at < $5)
+            ORDER BY (priority = 'urgent') DESC, due_at, id
+            LIMIT $6""",
+        centre_id,
+        list(statuses),
+        kinds,
+        overdue_only,
+        now,
+        limit,
+    )
+    return [Task.from_row(r) for r in rows]
+
+
+async def claim(
+    conn: asyncpg.Connection,
+    task_id: int,
+    actor: str,
+    *,
+    now: datetime,
+    lease: timedelta = DEFAULT_LEASE,
+) -> Task:
+    """Take a task exclusively until `now + lease`; an expired lease may be taken over."""
+    row = await conn.fetchrow(
+        f"""UPDATE tasks SET status = 'claimed', claimed_by = $2, lease_until = $3
+            WHERE id = $1 AND (status = 'open'
+                   OR (status = 'claimed' AND (claimed_by = $2 OR lease_until < $4)))
+            RETURNING {_COLUMNS}""",
+        task_id,
+        actor,
+        now + lease,
+        now,
+    )
+    if row is None:
+        await _explain(conn, task_id, actor, now)
+    await audit(conn, task_id, actor, "claim")
+    return Task.from_row(row)
+
+
+async def complete(
+    conn: asyncpg.Connection, task_id: int, actor: str, result: dict[str, Any], *, now: datetime
+) -> Task:
+    """Finish a task the actor holds under a live lease."""
+    row = await conn.fetchrow(
+        f"""UPDATE tasks SET status = 'done', result = $3, completed_at = $4, completed_by = $2,
+                             lease_until = NULL
+            WHERE id = $1 AND status = 'claimed' AND claimed_by = $2 AND lease_until >= $4
+            RETURNING {_COLUMNS}""",
+        task_id,
+        actor,
+        result,
+        now,
+    )
+    if row is None:
+        await _explain(conn, task_id, actor, now, completing=True)
+    await audit(conn, task_id, actor, "complete")
+    return Task.from_row(row)
+
+
+async def record_attempt(
+    conn: asyncpg.Connection, task_id: int, actor: str, result: dict[str, Any], *, now: datetime
+) -> Task:
+    """A contact attempt that did not reach the person: counted, the task stays with the actor."""
+    row = await conn.fetchrow(
+        f"""UPDATE tasks SET attempts = attempts + 1, result = $3
+            WHERE id = $1 AND status = 'claimed' AND claimed_by = $2 AND lease_until >= $4
+            RETURNING {_COLUMNS}""",
+        task_id,
+        actor,
+        result,
+        now,
+    )
+    if row is None:
+        await _explain(conn, task_id, actor, now, completing=True)
+    await audit(conn, task_id, actor, "contact-attempt")
+    return Task.from_row(row)
+
+
+async def release(conn: asyncpg.Connection, task_id: int, actor: str, *, now: datetime) -> Task:
+    row = await conn.fetchrow(
+        f"""UPDATE tasks SET status = 'open', claimed_by = NULL, lease_until = NULL
+            WHERE id = $1 AND status = 'claimed' AND claimed_by = $2
+            RETURNING {_COLUMNS}""",
+        task_id,
+        actor,
+    )
+    if row is None:
+        await _explain(conn, task_id, actor, now)
+    await audit(conn, task_id, actor, "release")
+    return Task.from_row(row)
+
+
+async def reassign(
+    conn: asyncpg.Connection,
+    task_id: int,
+    actor: str,
+    to: str,
+    *,
+    now: datetime,
+    lease: timedelta = DEFAULT_LEASE,
+) -> Task:
+    """Hand a live task to another coordinator (a lead's move): it becomes theirs."""
+    row = await conn.fetchrow(
+        f"""UPDATE tasks SET status = 'claimed', claimed_by = $2, lease_until = $3
+            WHERE id = $1 AND status IN ('open', 'claimed')
+            RETURNING {_COLUMNS}""",
+        task_id,
+        to,
+        now + lease,
+    )
+    if row is None:
+        await _explain(conn, task_id, actor, now)
+    await audit(conn, task_id, actor, f"reassign:{to}")
+    return Task.from_row(row)
+
+
+async def cancel_live(
+    conn: asyncpg.Connection, case_id: str, *, kinds: list[str] | None = None
+) -> int:
+    """Stop a case's live (and suspended) tasks, e.g. when the hospital cancels."""
+    result: str = await conn.execute(
+        """UPDATE tasks SET status = 'cancelled', lease_until = NULL
+           WHERE case_id = $1 AND status IN ('open', 'claimed', 'suspended')
+             AND ($2::text[] IS NULL OR kind = ANY($2::text[]))""",
+        case_id,
+        kinds,
+    )
+    return int(result.split()[-1])
+
+
+async def suspend(conn: asyncpg.Connection, case_id: str, kinds: list[str]) -> int:
+    """Put live tasks on hold (the case is on hold): they leave the queue, keep their history."""
+    result: str = await conn.execute(
+        """UPDATE tasks SET status = 'suspended', claimed_by = NULL, lease_until = NULL
+           WHERE case_id = $1 AND kind = ANY($2::text[]) AND status IN ('open', 'claimed')""",
+        case_id,
+        kinds,
+    )
+    return int(result.split()[-1])
+
+
+async def resume(
+    conn: asyncpg.Connection,
+    case_id: str,
+    kind: str,
+    *,
+    due_at: datetime,
+    window_start: datetime | None = None,
+) -> Task | None:
+    row = await conn.fetchrow(
+        f"""UPDATE tasks SET status = 'open', due_at = $3, window_start = $4, escalated_at = NULL
+            WHERE case_id = $1 AND kind = $2 AND status = 'suspended'
+            RETURNING {_COLUMNS}""",
+        case_id,
+        kind,
+        due_at,
+        window_start,
+    )
+    return Task.from_row(row) if row else None
+
+
+async def replan(
+    conn: asyncpg.Connection,
+    case_id: str,
+    kind: str,
+    *,
+    due_at: datetime,
+    window_start: datetime | None = None,
+) -> Task | None:
+    """Move a live task's window (a new discharge date); None if there is none."""
+    row = await conn.fetchrow(
+        f"""UPDATE tasks SET due_at = $3, window_start = $4, escalated_at = NULL
+            WHERE case_id = $1 AND kind = $2 AND status IN ('open', 'claimed', 'suspended')
+            RETURNING {_COLUMNS}""",
+        case_id,
+        kind,
+        due_at,
+        window_start,
+    )
+    return Task.from_row(row) if row else None
+
+
+async def _explain(
+    conn: asyncpg.Connection, task_id: int, actor: str, now: datetime, *, completing: bool = False
+) -> None:
+    """Raise the precise reason an operation did not match the task."""
+    task = await get(conn, task_id)
+    if task.status in ("done", "cancelled", "suspended"):
+        raise TaskClosed(f"task {task_id} is {task.status}")
+    if task.status == "claimed" and task.claimed_by != actor:
+        if task.lease_until is not None and task.lease_until < now:
+            raise LeaseExpired(f"task {task_id}: the lease of its holder expired; claim it first")
+        raise ClaimedByOther(f"task {task_id} is claimed by someone else")
+    if task.status == "claimed" and task.lease_until is not None and task.lease_until < now:
+        raise LeaseExpired(f"task {task_id}: your lease expired; claim it again")
+    if completing or task.status == "open":
+        raise NotClaimed(f"task {task_id} is not claimed by you")
+    raise TaskError(f"task {task_id} cannot be changed now")
+
+
+async def audit(conn: asyncpg.Connection, task_id: int, actor: str, action: str) -> None:
+    await conn.execute(
+        "INSERT INTO task_audit (task_id, actor, action) VALUES ($1, $2, $3)",
+        task_id,
+        actor,
+        action,
+    )
