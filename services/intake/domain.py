@@ -15,6 +15,7 @@ from contracts.hospital_v1 import ReferralSubmitted
 from contracts.intake import FieldError
 from services.policy import PolicyBook, Registry, age_band, age_on, check_eligibility, seoul_date
 from services.policy import fee_support as fee_rule
+from services.runtime.errors import safe_errors
 
 # Programme design: a Care SOS manager visits within 72 hours; urgent referrals first.
 REVIEW_DEADLINE = {"routine": timedelta(hours=72), "urgent": timedelta(hours=24)}
@@ -38,12 +39,8 @@ class Triage:
 def field_errors(exc: ValidationError) -> list[FieldError]:
     """Field-by-field errors for the hospital, without echoing the submitted values."""
     return [
-        FieldError(
-            field=".".join(str(part) for part in err["loc"]) or "<record>",
-            message=err["msg"],
-            type=err["type"],
-        )
-        for err in exc.errors(include_input=False, include_url=False)
+        FieldError(field=field, message=message, type=kind)
+        for field, message, kind in safe_errors(exc)
     ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import asyncpg
 from aiokafka.errors import KafkaError
@@ -22,8 +23,9 @@ class TransientFailure(Exception):
 
 
 # Faults that go away by themselves: retry, and never commit past the record.
+# Not every OSError: a handler bug such as FileNotFoundError would block a partition for ever.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
+    ConnectionError,
     TimeoutError,
     asyncio.TimeoutError,
     asyncpg.PostgresConnectionError,
@@ -42,13 +44,37 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, TRANSIENT_ERRORS)
 
 
+def safe_errors(exc: ValidationError) -> list[tuple[str, str, str]]:
+    """(field path, message, type) per error, never quoting the submitted value.
+
+    Pydantic's own messages describe the rule, not the value, but a validator's
+    message may quote what it refused (email_validator quotes a domain, which can
+    be a name): such a message is replaced by a generic one.
+    """
+    safe = []
+    for err in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in err["loc"]) or "<root>"
+        message = err["msg"]
+        # A field validator's own words (value_error) are ours only at model level, where
+        # carelink wrote them; below that they come from libraries and may quote the value.
+        if (err["type"] == "value_error" and err["loc"]) or _quotes(message, err.get("input")):
+            message = "value is not valid"
+        safe.append((field, message, err["type"]))
+    return safe
+
+
+def _quotes(message: str, value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    fragments = {f for f in re.split(r"[\s@.,:;/\\'\"()<>\[\]{}-]+", value) if len(f) >= 2}
+    folded = message.casefold()
+    return any(fragment.casefold() in folded for fragment in fragments)
+
+
 def describe(exc: BaseException) -> str:
     """A description safe for logs: validation errors without the input values."""
     if isinstance(exc, ValidationError):
-        parts = [
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
-            for err in exc.errors(include_input=False, include_url=False)
-        ]
+        parts = [f"{field}: {message}" for field, message, _ in safe_errors(exc)]
         return f"{exc.title} invalid: " + "; ".join(parts)
     if isinstance(exc, PermanentError):
         return str(exc)

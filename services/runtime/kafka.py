@@ -3,6 +3,7 @@ producer, topic creation, and the one subscriber each service has."""
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -129,6 +130,27 @@ async def _raw_body(message: StreamMessage[Any]) -> bytes:
     return bytes(message.body)
 
 
+def _utf8(value: bytes | None) -> bool:
+    try:
+        (value or b"").decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+async def _lenient_parser(record: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    # FastStream decodes every header as UTF-8 and fails before our handler runs, after
+    # which the next ack would commit past the record: a hospital's record with a broken
+    # header would vanish. Blank such headers for FastStream only; the handler reads the
+    # original record, bytes intact, and rejects or dead-letters it.
+    safe = dataclasses.replace(
+        record, headers=[(n, v if _utf8(v) else b"") for n, v in record.headers or ()]
+    )
+    message = await original(safe)
+    message.raw_message = record
+    return message
+
+
 def subscribe(
     broker: KafkaBroker,
     topics: Sequence[str],
@@ -152,6 +174,7 @@ def subscribe(
         heartbeat_interval_ms=settings.heartbeat_interval_ms,
         max_poll_records=100,
         decoder=_raw_body,
+        parser=_lenient_parser,
     )
     async def on_record(body: bytes, message: KafkaMessage) -> None:
         raw: Any = message.raw_message  # one ConsumerRecord: this is not a batch subscriber
