@@ -325,7 +325,8 @@ async def test_overdue_review_raises_one_escalation_and_no_hospital_update(
     finally:
         await consumer.stop()
     assert len(found) == 1
-    assert found[0]["kind"] == "review" and found[0]["service"] == "referral"
+    assert found[0]["kind"] == "review"
+    assert found[0]["service"] == "referral"
     assert [s for s, _ in r.trail()] == ["received", "accepted"]
 
 

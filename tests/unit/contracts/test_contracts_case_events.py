@@ -63,9 +63,16 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "carelink.case.status-requested.v1": {},
     "carelink.case.linked.v1": {},
     "carelink.case.readmitted.v1": {"expected_discharge_date": "2025-03-12"},
-    "carelink.case.review-completed.v1": {"decision": "ineligible", "reason_code": "can-manage-alone"},
+    "carelink.case.review-completed.v1": {
+        "decision": "ineligible",
+        "reason_code": "can-manage-alone",
+    },
     "carelink.case.waitlisted.v1": {"retry_at": "2025-03-09T10:00:00+09:00"},
-    "carelink.case.failed.v1": {"reason_code": "cap-exhausted", "annual_cap_krw": 1_800_000, "cap_remaining_krw": 0},
+    "carelink.case.failed.v1": {
+        "reason_code": "cap-exhausted",
+        "annual_cap_krw": 1_800_000,
+        "cap_remaining_krw": 0,
+    },
     "carelink.case.on-hold.v1": {"reason_code": "readmitted"},
     "carelink.case.resumed.v1": {"kind": "post-discharge"},
     "carelink.case.discharge-date-changed.v1": {"expected_discharge_date": "2025-03-10"},
