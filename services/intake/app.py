@@ -6,12 +6,9 @@ from pathlib import Path
 
 from contracts.topics import CASES, referrals
 from services.intake.usecases import Intake
-from services.policy import Registry, load_policies
-from services.runtime.logging import get_logger
+from services.policy import Registry
 from services.runtime.pipeline import Handler
 from services.runtime.service import ServiceContext, ServiceSpec
-
-log = get_logger(__name__)
 
 
 def _topics(registry: Registry) -> list[str]:
@@ -20,11 +17,7 @@ def _topics(registry: Registry) -> list[str]:
 
 
 def _handler(context: ServiceContext) -> Handler:
-    # A malformed policy file raises here, at start, with the file and field named.
-    policies = load_policies(context.settings.config_dir / "policy")
-    for gap in policies.report():
-        log.warning("policy gap", detail=gap)
-    return Intake(policies=policies, registry=context.registry).handle
+    return Intake(policies=context.policies, registry=context.registry).handle
 
 
 SPEC = ServiceSpec(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from contracts.topics import all_topics
-from services.policy.registry import Registry, load_registry
+from services.policy import PolicyBook, PolicyError, Registry, load_policies, load_registry
 from services.runtime import db, kafka
 from services.runtime.health import health_app
 from services.runtime.logging import broker_logger, configure_logging, get_logger
@@ -40,6 +41,7 @@ class ServiceContext:
     settings: ServiceSettings
     pool: asyncpg.Pool
     registry: Registry
+    policies: PolicyBook
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,11 @@ async def run_service(
     """Run until SIGTERM/SIGINT (or `stop` is set), then shut down gracefully."""
     stop = stop or asyncio.Event()
     _install_signal_handlers(stop)
-    registry = load_registry(settings.config_dir / "registry.yaml")
+    # Configuration first: a malformed file stops the service before it touches anything.
+    registry = load_registry(settings.registry_file)
+    policies = load_policies(settings.policy_dir)
+    for gap in policies.report():
+        log.warning("policy gap", detail=gap)
     url = settings.resolved_database_url()
 
     pool = await _connect_with_retry(url, settings, stop)
@@ -92,7 +98,7 @@ async def run_service(
         # creates its topics at the next start, whichever service starts first.
         await kafka.ensure_topics(settings.kafka, all_topics(registry.hospital_ids))
 
-        context = ServiceContext(settings=settings, pool=pool, registry=registry)
+        context = ServiceContext(settings=settings, pool=pool, registry=registry, policies=policies)
         pipeline = Pipeline(
             service=spec.name,
             consumer=spec.name,
@@ -234,4 +240,10 @@ def main(spec: ServiceSpec) -> None:
         fmt=settings.log_format,
         log_file=settings.log_file,
     )
-    asyncio.run(run_service(spec, settings))
+    try:
+        asyncio.run(run_service(spec, settings))
+    except PolicyError as exc:
+        # A malformed registry or policy file: say which and where, without a traceback.
+        log.error("configuration error, not starting", error=str(exc))
+        print(f"carelink {spec.name}: configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -48,7 +48,9 @@ class ServiceSettings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
     log_file: Path | None = None
-    config_dir: Path = REPO_ROOT / "deploy" / "config"
+    # Hospitals and centres, and the yearly policy files; None = the repository's deploy/config.
+    registry_file: Path | None = None
+    policy_dir: Path | None = None
 
     outbox_batch_size: int = Field(default=500, ge=1)
     # NOTIFY wakes the relay at once; polling is only the fallback for a lost notification.

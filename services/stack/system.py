@@ -126,7 +126,7 @@ class LocalSystem:
         if self.infra is None:
             self.infra = start_infrastructure(self.base_dir / "infra", kind=self.kind)
         endpoints = self.infra.endpoints
-        registry = load_registry(REPO_ROOT / "deploy" / "config" / "registry.yaml")
+        registry = load_registry()
         databases = asyncio.run(
             ensure_databases(endpoints.postgres_url, [self._db(s) for s in SERVICES])
         )

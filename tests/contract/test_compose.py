@@ -559,8 +559,11 @@ def test_dockerfile_copies_every_top_level_directory_the_services_import() -> No
     assert {"services", "contracts"} <= local_packages, local_packages
     needed = set(local_packages)
     # Configuration the code reads from the repository at run time.
-    config_dir = ServiceSettings.model_fields["config_dir"].default
-    needed.add(Path(config_dir).relative_to(ROOT).as_posix())
+    from services.policy.policy import DEFAULT_POLICY_DIR
+    from services.policy.registry import DEFAULT_REGISTRY_FILE
+
+    for default in (DEFAULT_REGISTRY_FILE, DEFAULT_POLICY_DIR):
+        needed.add(Path(default).relative_to(ROOT).as_posix())
     missing = sorted(path for path in needed if not _covered(path, sources))
     assert not missing, f"deploy/Dockerfile does not copy {missing} (copies {sources})"
 
