@@ -124,10 +124,10 @@ def _topic_errors(response: Any) -> list[tuple[str, int, str | None]]:
     return [(err[0], err[1], err[2] if len(err) > 2 else None) for err in response.topic_errors]
 
 
-async def _raw_body(message: StreamMessage[Any]) -> bytes:
-    # Hand the handler the bytes as they came: a record that is not JSON must reach
-    # our code (to be rejected or dead-lettered), not fail inside FastStream's decoder.
-    return bytes(message.body)
+async def _raw_body(message: StreamMessage[Any]) -> Any:
+    # No decoding: a record that is not JSON must reach our code (to be rejected or
+    # dead-lettered), not fail inside FastStream's decoder. Handlers read raw records.
+    return message.body
 
 
 def _utf8(value: bytes | None) -> bool:
@@ -138,17 +138,34 @@ def _utf8(value: bytes | None) -> bool:
     return True
 
 
+def _sanitised(record: Any) -> Any:
+    return dataclasses.replace(
+        record, headers=[(n, v if _utf8(v) else b"") for n, v in record.headers or ()]
+    )
+
+
 async def _lenient_parser(record: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
     # FastStream decodes every header as UTF-8 and fails before our handler runs, after
     # which the next ack would commit past the record: a hospital's record with a broken
     # header would vanish. Blank such headers for FastStream only; the handler reads the
-    # original record, bytes intact, and rejects or dead-letters it.
-    safe = dataclasses.replace(
-        record, headers=[(n, v if _utf8(v) else b"") for n, v in record.headers or ()]
-    )
-    message = await original(safe)
+    # original records, bytes intact, and rejects or dead-letters them.
+    if isinstance(record, tuple):
+        message = await original(tuple(_sanitised(r) for r in record))
+    else:
+        message = await original(_sanitised(record))
     message.raw_message = record
     return message
+
+
+def _to_record(raw: Any) -> Record:
+    return Record(
+        topic=raw.topic,
+        partition=raw.partition,
+        offset=raw.offset,
+        key=raw.key,
+        value=raw.value or b"",
+        headers=tuple(raw.headers or ()),
+    )
 
 
 def subscribe(
@@ -158,33 +175,47 @@ def subscribe(
     group_id: str,
     settings: KafkaSettings,
     handle: Callable[[Record], Awaitable[None]],
+    handle_batch: Callable[[list[Record]], Awaitable[None]] | None = None,
+    batch_size: int = 1,
 ) -> None:
     """The service's one subscriber: explicit group, commit only after the handler.
 
     NACK_ON_ERROR: when the pipeline gives up on a transient fault it raises, and
-    FastStream seeks back to the record instead of committing past it.
+    FastStream seeks back to the earliest unhandled record (per partition, for a
+    batch) instead of committing past it. With `handle_batch` and `batch_size` > 1,
+    records come in batches handled in one transaction each: that is where the
+    throughput is.
     """
+    if handle_batch is not None and batch_size > 1:
 
-    @broker.subscriber(
-        *topics,
-        group_id=group_id,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
-        session_timeout_ms=settings.session_timeout_ms,
-        heartbeat_interval_ms=settings.heartbeat_interval_ms,
-        max_poll_records=100,
-        decoder=_raw_body,
-        parser=_lenient_parser,
-    )
-    async def on_record(body: bytes, message: KafkaMessage) -> None:
-        raw: Any = message.raw_message  # one ConsumerRecord: this is not a batch subscriber
-        await handle(
-            Record(
-                topic=raw.topic,
-                partition=raw.partition,
-                offset=raw.offset,
-                key=raw.key,
-                value=body,
-                headers=tuple(raw.headers or ()),
-            )
+        @broker.subscriber(
+            *topics,
+            batch=True,
+            max_records=batch_size,
+            batch_timeout_ms=50,
+            group_id=group_id,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            auto_offset_reset="earliest",
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=settings.heartbeat_interval_ms,
+            decoder=_raw_body,
+            parser=_lenient_parser,
         )
+        async def on_batch(body: Any, message: KafkaMessage) -> None:
+            await handle_batch([_to_record(raw) for raw in message.raw_message])
+
+    else:
+
+        @broker.subscriber(
+            *topics,
+            max_poll_records=100,
+            group_id=group_id,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            auto_offset_reset="earliest",
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=settings.heartbeat_interval_ms,
+            decoder=_raw_body,
+            parser=_lenient_parser,
+        )
+        async def on_record(body: Any, message: KafkaMessage) -> None:
+            await handle(_to_record(message.raw_message))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -153,30 +153,99 @@ class Pipeline:
 
     async def _handle_once(self, record: Record) -> str:
         async with self._pool.acquire() as conn, conn.transaction():
-            if not await inbox.claim(conn, self.consumer, record.event_id, replay=record.is_replay):
-                return "duplicate"
-            # Checked after the claim: a redelivered oversized record that was already
-            # dead-lettered is a duplicate, not a second dead letter.
-            if len(record.value) > self._max_bytes:
-                raise PermanentError(f"record larger than {self._max_bytes} bytes")
-            await self._handler(conn, record)
-            return "handled"
+            return await self._claim_and_handle(conn, record)
+
+    async def _claim_and_handle(self, conn: asyncpg.Connection, record: Record) -> str:
+        if not await inbox.claim(conn, self.consumer, record.event_id, replay=record.is_replay):
+            return "duplicate"
+        # Checked after the claim: a redelivered oversized record that was already
+        # dead-lettered is a duplicate, not a second dead letter.
+        if len(record.value) > self._max_bytes:
+            raise PermanentError(f"record larger than {self._max_bytes} bytes")
+        await self._handler(conn, record)
+        return "handled"
+
+    async def handle_batch(self, records: list[Record]) -> None:
+        """The fast path: one transaction for the whole batch, a savepoint per record.
+
+        A permanent error rolls back that record's savepoint only and dead-letters it
+        in the same transaction. Anything else abandons the batch (nothing of it is
+        committed) and handles its records one at a time with the usual retries, so
+        batching changes how many commits a record takes, never what happens to it.
+        """
+        if len(records) == 1:
+            await self(records[0])
+            return
+        started = time.perf_counter()
+        try:
+            outcomes, dead = await self._batch_once(records)
+        except Exception as exc:
+            log.info(
+                "batch falls back to one record at a time", error=describe(exc), size=len(records)
+            )
+            for record in records:
+                await self(record)
+            return
+        per_record = (time.perf_counter() - started) / len(records)
+        for outcome in outcomes:
+            MESSAGES.labels(self.service, self.consumer, outcome).inc()
+            HANDLER_SECONDS.labels(self.service, self.consumer).observe(per_record)
+        for record, error in dead:
+            DEAD_LETTERS.labels(self.service, record.topic).inc()
+            log.warning(
+                "record dead-lettered",
+                error=error,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+            )
+        self.last_transient_error = None
+
+    async def _batch_once(
+        self, records: Sequence[Record]
+    ) -> tuple[list[str], list[tuple[Record, str]]]:
+        outcomes: list[str] = []
+        dead: list[tuple[Record, str]] = []
+        async with self._pool.acquire() as conn, conn.transaction():
+            for record in records:
+                structlog.contextvars.bind_contextvars(
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    event_id=record.event_id,
+                    ce_type=record.header("ce_type"),
+                )
+                try:
+                    async with conn.transaction():  # a savepoint
+                        outcomes.append(await self._claim_and_handle(conn, record))
+                except PermanentError as exc:
+                    await self._write_dead_letter(conn, record, describe(exc))
+                    outcomes.append("dead-lettered")
+                    dead.append((record, describe(exc)))
+                finally:
+                    structlog.contextvars.clear_contextvars()
+        return outcomes, dead
 
     async def _dead_letter(self, record: Record, error: str, safe_error: str) -> None:
         # If even this fails (database down), the exception nacks the record: nothing is lost.
         async with self._pool.acquire() as conn, conn.transaction():
-            await send_to_dead_letters(
-                conn,
-                consumer=self.consumer,
-                event_id=record.event_id,
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                key=record.key,
-                value=record.value,
-                headers=record.headers,
-                error=error,
-            )
+            await self._write_dead_letter(conn, record, error)
         MESSAGES.labels(self.service, self.consumer, "dead-lettered").inc()
         DEAD_LETTERS.labels(self.service, record.topic).inc()
         log.warning("record dead-lettered", error=safe_error)
+
+    async def _write_dead_letter(
+        self, conn: asyncpg.Connection, record: Record, error: str
+    ) -> None:
+        await send_to_dead_letters(
+            conn,
+            consumer=self.consumer,
+            event_id=record.event_id,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            headers=record.headers,
+            error=error,
+        )

@@ -127,6 +127,8 @@ async def run_service(
             group_id=settings.group_id,
             settings=settings.kafka,
             handle=pipeline,
+            handle_batch=pipeline.handle_batch,
+            batch_size=settings.consumer_batch_size,
         )
         await broker.start()
 

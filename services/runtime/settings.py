@@ -52,6 +52,8 @@ class ServiceSettings(BaseSettings):
     registry_file: Path | None = None
     policy_dir: Path | None = None
 
+    # Records handled in one transaction (a savepoint each); 1 = one commit per record.
+    consumer_batch_size: int = Field(default=200, ge=1)
     outbox_batch_size: int = Field(default=500, ge=1)
     # NOTIFY wakes the relay at once; polling is only the fallback for a lost notification.
     outbox_poll_interval_s: float = Field(default=1.0, gt=0)

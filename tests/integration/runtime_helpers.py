@@ -257,11 +257,21 @@ async def running_subscriber(
     *,
     group_id: str,
     handle: Callable[[Record], Awaitable[None]],
+    handle_batch: Callable[[list[Record]], Awaitable[None]] | None = None,
+    batch_size: int = 1,
 ) -> AsyncIterator[None]:
     """A FastStream broker with the service's one subscriber (kafka.subscribe) on `topics`."""
     settings = kafka_settings(endpoints, subscriber=True)
     broker = kafka.make_broker(settings, client_id=unique("it-broker"), logger=None)
-    kafka.subscribe(broker, topics, group_id=group_id, settings=settings, handle=handle)
+    kafka.subscribe(
+        broker,
+        topics,
+        group_id=group_id,
+        settings=settings,
+        handle=handle,
+        handle_batch=handle_batch,
+        batch_size=batch_size,
+    )
     await asyncio.wait_for(broker.start(), 30)
     try:
         yield
