@@ -15,6 +15,8 @@ from typing import Any
 import asyncpg
 
 DEFAULT_LEASE = timedelta(minutes=30)
+# The actor in the audit log for what the case's events did, not a person.
+SYSTEM = "system"
 LIVE = ("open", "claimed")
 
 
@@ -83,7 +85,12 @@ async def create(
     due_at: datetime,
     window_start: datetime | None = None,
 ) -> Task | None:
-    """A new task, unless one of this kind is already live for the case (idempotent)."""
+    """A new task, unless one of this kind is already live for the case (idempotent).
+
+    A transaction-scoped advisory lock on (case, kind) makes check-then-insert safe
+    when two transactions create the same task at once.
+    """
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"task:{case_id}:{kind}")
     live = await conn.fetchval(
         "SELECT 1 FROM tasks WHERE case_id = $1 AND kind = $2 AND status IN ('open', 'claimed', 'suspended')",
         case_id,
@@ -103,7 +110,9 @@ async def create(
         due_at,
         window_start,
     )
-    return Task.from_row(row)
+    task = Task.from_row(row)
+    await audit(conn, task.id, SYSTEM, "create")
+    return task
 
 
 async def get(conn: asyncpg.Connection, task_id: int) -> Task:
@@ -252,25 +261,31 @@ async def cancel_live(
     conn: asyncpg.Connection, case_id: str, *, kinds: list[str] | None = None
 ) -> int:
     """Stop a case's live (and suspended) tasks, e.g. when the hospital cancels."""
-    result: str = await conn.execute(
+    ids = await conn.fetch(
         """UPDATE tasks SET status = 'cancelled', lease_until = NULL
            WHERE case_id = $1 AND status IN ('open', 'claimed', 'suspended')
-             AND ($2::text[] IS NULL OR kind = ANY($2::text[]))""",
+             AND ($2::text[] IS NULL OR kind = ANY($2::text[]))
+           RETURNING id""",
         case_id,
         kinds,
     )
-    return int(result.split()[-1])
+    for row in ids:
+        await audit(conn, row["id"], SYSTEM, "cancel")
+    return len(ids)
 
 
 async def suspend(conn: asyncpg.Connection, case_id: str, kinds: list[str]) -> int:
     """Put live tasks on hold (the case is on hold): they leave the queue, keep their history."""
-    result: str = await conn.execute(
+    ids = await conn.fetch(
         """UPDATE tasks SET status = 'suspended', claimed_by = NULL, lease_until = NULL
-           WHERE case_id = $1 AND kind = ANY($2::text[]) AND status IN ('open', 'claimed')""",
+           WHERE case_id = $1 AND kind = ANY($2::text[]) AND status IN ('open', 'claimed')
+           RETURNING id""",
         case_id,
         kinds,
     )
-    return int(result.split()[-1])
+    for row in ids:
+        await audit(conn, row["id"], SYSTEM, "suspend")
+    return len(ids)
 
 
 async def resume(
@@ -290,7 +305,10 @@ async def resume(
         due_at,
         window_start,
     )
-    return Task.from_row(row) if row else None
+    if row is None:
+        return None
+    await audit(conn, row["id"], SYSTEM, "resume")
+    return Task.from_row(row)
 
 
 async def replan(
@@ -311,7 +329,10 @@ async def replan(
         due_at,
         window_start,
     )
-    return Task.from_row(row) if row else None
+    if row is None:
+        return None
+    await audit(conn, row["id"], SYSTEM, "replan")
+    return Task.from_row(row)
 
 
 async def _explain(

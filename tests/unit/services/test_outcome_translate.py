@@ -1,0 +1,367 @@
+"""services/outcome/domain.py translate(): every case event as the hospital contract v1 says."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, get_args
+
+import pytest
+
+from contracts.cases import CASE_EVENT_TYPES, CaseEvent
+from contracts.hospital_v1 import STATUSES_NEEDING_REASON, CancelReason, Status, StatusChanged
+from contracts.intake import (
+    CaseAccepted,
+    CaseCancelled,
+    CaseDischarged,
+    CaseLinked,
+    CaseReadmitted,
+    CaseReceived,
+    CaseRejected,
+    CaseStatusRequested,
+    DischargeDateChanged,
+    FieldError,
+)
+from contracts.outcome import CaseClosed
+from contracts.referral import (
+    CarePlanSet,
+    CaseFailed,
+    CaseWaitlisted,
+    PlanLine,
+    ReviewCompleted,
+    ReviewRefusal,
+    ServicesLinked,
+)
+from contracts.scheduling import CaseOnHold, CaseResumed, VisitDone, VisitKind, VisitScheduled
+from services.outcome.domain import Update, translate
+
+AT = datetime(2025, 3, 1, 1, 0, tzinfo=UTC)
+COMMON: dict[str, Any] = {
+    "case_id": "case-test-0001",
+    "hospital_id": "police-hospital",
+    "referral_id": "ref-test-0001",
+    "occurred_at": AT,
+}
+LINES = [
+    PlanLine(service="temporary_home_care", quantity=8, unit="per_30_min", cost_krw=135_520),
+    PlanLine(service="meal_delivery", quantity=10, unit="per_meal", cost_krw=101_000),
+]
+
+REJECTED_CODES: tuple[str, ...] = get_args(CaseRejected.model_fields["reason_code"].annotation)
+HOLD_CODES: tuple[str, ...] = get_args(CaseOnHold.model_fields["reason_code"].annotation)
+FAIL_CODES: tuple[str, ...] = get_args(CaseFailed.model_fields["reason_code"].annotation)
+REVIEW_CODES: tuple[str, ...] = get_args(ReviewRefusal)
+VISIT_KINDS: tuple[str, ...] = get_args(VisitKind)
+
+
+def received() -> CaseReceived:
+    return CaseReceived(
+        **COMMON,
+        submitted_at=AT,
+        age_band="70-74",
+        district="Songpa-gu",
+        dong="Jamsil-dong",
+        requested_services=["temporary_home_care"],
+        admission_date=date(2025, 2, 20),
+        expected_discharge_date=date(2025, 3, 6),
+        priority="routine",
+        mobility="assisted",
+        registered_disability=False,
+        lives_alone=True,
+        has_family_caregiver=False,
+        uses_public_care=False,
+        do_not_contact=False,
+    )
+
+
+def accepted() -> CaseAccepted:
+    return CaseAccepted(
+        **COMMON,
+        person_id="person-test-0001",
+        policy_year=2025,
+        fee_support="self-pay",
+        centre_id="centre-songpa-gu",
+        district="Songpa-gu",
+        priority="urgent",
+        review_deadline=AT + timedelta(hours=24),
+        expected_discharge_date=date(2025, 3, 6),
+        requested_services=["temporary_home_care"],
+    )
+
+
+def rejected(code: str) -> CaseRejected:
+    return CaseRejected(**COMMON, reason_code=code, reason=f"test reason for {code}")  # type: ignore[arg-type]
+
+
+def scheduled(kind: str) -> VisitScheduled:
+    return VisitScheduled(
+        **COMMON,
+        kind=kind,
+        window_start=AT,
+        window_end=AT + timedelta(hours=72),  # type: ignore[arg-type]
+    )
+
+
+def done(kind: str) -> VisitDone:
+    return VisitDone(**COMMON, kind=kind, precautions_acknowledged=True, findings=["fall-risk"])  # type: ignore[arg-type]
+
+
+def care_plan() -> CarePlanSet:
+    return CarePlanSet(
+        **COMMON,
+        lines=LINES,
+        total_krw=236_520,
+        publicly_paid_krw=236_520,
+        self_paid_krw=0,
+        partial=False,
+        paid_by="district",
+        annual_cap_krw=1_800_000,
+        cap_remaining_krw=1_563_480,
+    )
+
+
+def closed() -> CaseClosed:
+    return CaseClosed(
+        **COMMON,
+        delivered=LINES,
+        total_krw=236_520,
+        publicly_paid_krw=236_520,
+        self_paid_krw=0,
+        annual_cap_krw=1_800_000,
+        cap_remaining_krw=1_563_480,
+        precautions_acknowledged=True,
+    )
+
+
+def every_event() -> list[CaseEvent]:
+    """At least one sample of every case event type, every reason code of each."""
+    events: list[CaseEvent] = [received(), accepted()]
+    events += [rejected(code) for code in REJECTED_CODES]
+    events += [scheduled(kind) for kind in VISIT_KINDS] + [done(kind) for kind in VISIT_KINDS]
+    events += [care_plan(), ServicesLinked(**COMMON)]
+    events += [CaseOnHold(**COMMON, reason_code=code) for code in HOLD_CODES]  # type: ignore[arg-type]
+    events.append(CaseWaitlisted(**COMMON, retry_at=AT + timedelta(days=7)))
+    events += [
+        CaseFailed(**COMMON, reason_code=code, annual_cap_krw=1_800_000, cap_remaining_krw=0)  # type: ignore[arg-type]
+        for code in FAIL_CODES
+    ]
+    events += [CaseCancelled(**COMMON, reason_code=code) for code in CancelReason]
+    events.append(closed())
+    events += [
+        ReviewCompleted(**COMMON, decision="ineligible", reason_code=code)  # type: ignore[arg-type]
+        for code in REVIEW_CODES
+    ]
+    events += [
+        ReviewCompleted(**COMMON, decision="eligible"),
+        CaseDischarged(**COMMON, discharged_at=AT),
+        DischargeDateChanged(**COMMON, expected_discharge_date=date(2025, 3, 9)),
+        CaseResumed(**COMMON, kind="pre-discharge"),
+        CaseReadmitted(**COMMON, expected_discharge_date=date(2025, 3, 20)),
+        CaseLinked(**COMMON),
+        CaseStatusRequested(**COMMON),
+    ]
+    return events
+
+
+def translated(event: CaseEvent) -> Update:
+    update = translate(event)
+    assert update is not None, type(event).__name__
+    return update
+
+
+def test_samples_cover_every_registered_case_event_type() -> None:
+    assert {type(e).ce_type for e in every_event()} == set(CASE_EVENT_TYPES)
+
+
+def test_case_received_is_received_received() -> None:
+    update = translated(received())
+    assert (update.status, update.business_status) == (Status.RECEIVED, "received")
+
+
+def test_case_accepted_is_accepted_triaged_with_fee_support_centre_and_review_deadline() -> None:
+    event = accepted()
+    update = translated(event)
+    assert (update.status, update.business_status) == (Status.ACCEPTED, "triaged")
+    assert update.details == {
+        "fee_support": "self-pay",
+        "centre_id": "centre-songpa-gu",
+        "review_deadline": event.review_deadline.isoformat(),
+    }
+
+
+@pytest.mark.parametrize("code", REJECTED_CODES)
+def test_case_rejected_is_rejected_with_its_reason_code(code: str) -> None:
+    update = translated(rejected(code))
+    assert update.status == Status.REJECTED
+    assert update.business_status == code
+    assert update.reason_code == code
+    assert update.reason == f"test reason for {code}"
+
+
+def test_case_rejected_with_field_errors_carries_them_in_details_errors() -> None:
+    errors = [FieldError(field="patient.sex", message="Input should be 'F', 'M' or 'X'", type="x")]
+    event = CaseRejected(**COMMON, reason_code="invalid-referral", reason="bad", errors=errors)
+    assert translated(event).details == {"errors": [e.model_dump() for e in errors]}
+
+
+@pytest.mark.parametrize("kind", VISIT_KINDS)
+def test_visit_scheduled_is_in_progress_visit_scheduled_with_visit_window(kind: str) -> None:
+    event = scheduled(kind)
+    update = translated(event)
+    assert update.status == Status.IN_PROGRESS
+    assert update.business_status == f"{kind}-visit-scheduled"
+    assert update.details["visit_window"] == {
+        "start": event.window_start.isoformat(),
+        "end": event.window_end.isoformat(),
+    }
+
+
+@pytest.mark.parametrize("kind", VISIT_KINDS)
+def test_visit_done_is_in_progress_visit_done(kind: str) -> None:
+    update = translated(done(kind))
+    assert update.status == Status.IN_PROGRESS
+    assert update.business_status == f"{kind}-visit-done"
+    assert update.details["care_precautions_acknowledged"] is True
+
+
+def test_care_plan_set_is_in_progress_care_plan_set_with_the_care_plan_summary() -> None:
+    update = translated(care_plan())
+    assert (update.status, update.business_status) == (Status.IN_PROGRESS, "care-plan-set")
+    summary = update.details["care_plan"]
+    assert summary["services"] == [line.model_dump(mode="json") for line in LINES]
+    assert summary["total_krw"] == 236_520
+    assert summary["paid_by"] == "district"
+    assert summary["cap_remaining_krw"] == 1_563_480
+
+
+def test_services_linked_is_in_progress_services_linked() -> None:
+    update = translated(ServicesLinked(**COMMON))
+    assert (update.status, update.business_status) == (Status.IN_PROGRESS, "services-linked")
+
+
+@pytest.mark.parametrize("code", HOLD_CODES)
+def test_case_on_hold_is_on_hold_with_its_reason_code(code: str) -> None:
+    update = translated(CaseOnHold(**COMMON, reason_code=code))  # type: ignore[arg-type]
+    assert (update.status, update.business_status, update.reason_code) == (
+        Status.ON_HOLD,
+        code,
+        code,
+    )
+
+
+def test_case_waitlisted_is_on_hold_waitlisted() -> None:
+    update = translated(CaseWaitlisted(**COMMON, retry_at=AT + timedelta(days=7)))
+    assert (update.status, update.business_status, update.reason_code) == (
+        Status.ON_HOLD,
+        "waitlisted",
+        "waitlisted",
+    )
+
+
+@pytest.mark.parametrize("code", FAIL_CODES)
+def test_case_failed_is_failed_with_its_reason_code(code: str) -> None:
+    event = CaseFailed(**COMMON, reason_code=code)  # type: ignore[arg-type]
+    update = translated(event)
+    assert (update.status, update.business_status, update.reason_code) == (
+        Status.FAILED,
+        code,
+        code,
+    )
+
+
+@pytest.mark.parametrize("code", list(CancelReason))
+def test_case_cancelled_is_cancelled_with_its_reason_code(code: CancelReason) -> None:
+    update = translated(CaseCancelled(**COMMON, reason_code=code))
+    assert (update.status, update.business_status, update.reason_code) == (
+        Status.CANCELLED,
+        code.value,
+        code.value,
+    )
+
+
+def test_case_closed_is_completed_closed_with_the_outcome_report() -> None:
+    update = translated(closed())
+    assert (update.status, update.business_status) == (Status.COMPLETED, "closed")
+    report = update.details["outcome_report"]
+    assert report["services_delivered"] == [line.model_dump(mode="json") for line in LINES]
+    assert report["total_krw"] == 236_520
+    assert report["care_precautions_acknowledged"] is True
+    assert report["follow_up_advice"]
+
+
+@pytest.mark.parametrize("code", [c for c in REVIEW_CODES if c != "declined-by-patient"])
+def test_review_completed_ineligible_is_rejected_with_the_review_code(code: str) -> None:
+    update = translated(ReviewCompleted(**COMMON, decision="ineligible", reason_code=code))  # type: ignore[arg-type]
+    assert (update.status, update.business_status, update.reason_code) == (
+        Status.REJECTED,
+        code,
+        code,
+    )
+
+
+def test_review_completed_declined_by_patient_is_cancelled() -> None:
+    event = ReviewCompleted(**COMMON, decision="ineligible", reason_code="declined-by-patient")
+    update = translated(event)
+    assert (update.status, update.business_status, update.reason_code) == (
+        Status.CANCELLED,
+        "declined-by-patient",
+        "declined-by-patient",
+    )
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        ReviewCompleted(**COMMON, decision="eligible"),
+        CaseDischarged(**COMMON, discharged_at=AT),
+        DischargeDateChanged(**COMMON, expected_discharge_date=date(2025, 3, 9)),
+        CaseResumed(**COMMON, kind="post-discharge"),
+        CaseReadmitted(**COMMON, expected_discharge_date=date(2025, 3, 20)),
+        CaseLinked(**COMMON),
+        CaseStatusRequested(**COMMON),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_events_the_hospital_need_not_hear_of_translate_to_none(event: CaseEvent) -> None:
+    assert translate(event) is None
+
+
+def test_every_update_that_needs_a_reason_has_reason_code_and_reason() -> None:
+    needing = [
+        (type(event).__name__, update)
+        for event in every_event()
+        if (update := translate(event)) is not None and update.status in STATUSES_NEEDING_REASON
+    ]
+    without = [(name, u.status) for name, u in needing if not (u.reason_code and u.reason)]
+    # rejected x6 + review x3, on-hold x4, failed x2, cancelled x5 + declined-by-patient
+    assert len(needing) == len(REJECTED_CODES) + 3 + len(HOLD_CODES) + 1 + len(FAIL_CODES) + 6
+    assert without == []
+
+
+def test_every_update_builds_a_valid_status_changed() -> None:
+    built = 0
+    for event in every_event():
+        update = translate(event)
+        if update is None:
+            continue
+        message = StatusChanged.model_validate(
+            {
+                "referral_id": event.referral_id,
+                "case_id": event.case_id,
+                "sequence": 1,
+                "status": update.status,
+                "business_status": update.business_status,
+                "reason_code": update.reason_code,
+                "reason": update.reason,
+                "occurred_at": event.occurred_at,
+                "details": update.details,
+            }
+        )
+        # And it survives the trip through JSON the hospital receives.
+        assert StatusChanged.model_validate_json(message.model_dump_json()) == message
+        built += 1
+    assert built == len(every_event()) - 7  # all but the seven events hospitals need not hear of
+
+
+def test_every_contract_status_is_reachable_from_some_event() -> None:
+    reached = {u.status for u in map(translate, every_event()) if u is not None}
+    assert reached == set(Status)
