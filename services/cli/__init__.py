@@ -1,0 +1,1 @@
+"""`carelink`: the operators' command-line tool (topics, lag, dead letters, traces, outboxes)."""
