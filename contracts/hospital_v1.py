@@ -17,6 +17,8 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -93,11 +95,14 @@ class ReferralSubmitted(_Contract):
     priority: Literal["routine", "urgent"]
     do_not_contact: bool = False
 
-    @model_validator(mode="after")
-    def _discharge_after_admission(self) -> ReferralSubmitted:
-        if self.expected_discharge_date < self.admission_date:
-            raise ValueError("expected_discharge_date must not be before admission_date")
-        return self
+    @field_validator("expected_discharge_date")
+    @classmethod
+    def _discharge_after_admission(cls, value: date, info: ValidationInfo) -> date:
+        # A field validator, so the hospital's error names expected_discharge_date.
+        admission = info.data.get("admission_date")
+        if admission is not None and value < admission:
+            raise ValueError("must not be before admission_date")
+        return value
 
 
 class ReferralUpdated(_Contract):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from contracts.topics import CASES, referrals
-from services.intake.usecases import Intake
+from services.intake.usecases import Intake, reject_oversized
 from services.policy import Registry
 from services.runtime.pipeline import Handler
 from services.runtime.service import ServiceContext, ServiceSpec
@@ -25,4 +25,5 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).with_name("migrations"),
     topics=_topics,
     handler=_handler,
+    oversize=reject_oversized,
 )

@@ -98,3 +98,28 @@ def patient_key(submission: ReferralSubmitted) -> str:
     return hashlib.sha256(
         f"{name}|{submission.patient.birth_date.isoformat()}".encode()
     ).hexdigest()
+
+
+def refuse_constant(name: str) -> object:
+    """json.loads hook: NaN and Infinity are not JSON (RFC 8259), whatever Python accepts."""
+    raise ValueError(f"{name} is not JSON")
+
+
+def first_nul(value: object, path: str = "") -> str | None:
+    """The path of the first string (or key) holding a NUL character, if any."""
+    if isinstance(value, str):
+        return (path or "data") if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return here
+            found = first_nul(item, here)
+            if found:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = first_nul(item, f"{path}.{index}")
+            if found:
+                return found
+    return None

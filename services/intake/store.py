@@ -101,3 +101,17 @@ async def add_event(
 async def set_case(conn: asyncpg.Connection, case_id: str, **fields: Any) -> None:
     columns = ", ".join(f"{name} = ${i}" for i, name in enumerate(fields, start=2))
     await conn.execute(f"UPDATE cases SET {columns} WHERE case_id = $1", case_id, *fields.values())
+
+
+async def forget_referral(conn: asyncpg.Connection, hospital_id: str, referral_id: str) -> None:
+    await conn.execute(
+        "DELETE FROM referrals WHERE hospital_id = $1 AND referral_id = $2",
+        hospital_id,
+        referral_id,
+    )
+
+
+async def lock_referral_key(conn: asyncpg.Connection, hospital_id: str, referral_id: str) -> None:
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtext($1))", f"referral:{hospital_id}:{referral_id}"
+    )

@@ -84,12 +84,17 @@ class Intake:
             await reject.invalid("ce_type", "unknown event type")
             return
         try:
-            data = json.loads(record.value)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            data = json.loads(record.value, parse_constant=domain.refuse_constant)
+        except (UnicodeDecodeError, ValueError):  # JSONDecodeError is a ValueError
             await reject.invalid("data", "not JSON")
             return
         if not isinstance(data, dict):
             await reject.invalid("data", "not a JSON object")
+            return
+        nul_at = domain.first_nul(data)
+        if nul_at is not None:
+            # PostgreSQL text cannot hold NUL; refuse it here rather than fail the insert.
+            await reject.invalid(nul_at, "contains a NUL character")
             return
         try:
             event: Any = model.model_validate(data)
@@ -125,6 +130,11 @@ class Intake:
         digest = domain.content_hash(data)
         now = datetime.now(UTC)
         existing = await store.find(conn, sub.hospital_id, sub.referral_id)
+        if existing is not None and existing.content_hash is None:
+            # Only a broken record was seen under this id (refused without content):
+            # the corrected submission starts afresh, under a new case.
+            await store.forget_referral(conn, sub.hospital_id, sub.referral_id)
+            existing = None
         if existing is not None:
             if existing.content_hash == digest:
                 log.info("identical re-submission", case_id=existing.case_id)
@@ -318,6 +328,44 @@ class Intake:
     ) -> None:
         if ev.decision == "ineligible":
             await store.set_case(conn, ev.case_id, open=False)
+
+
+async def reject_oversized(conn: asyncpg.Connection, record: Record, limit: int) -> None:
+    """A hospital record too large to store: rejected if it names its referral, else dead-lettered."""
+    hospital_id = hospital_of(record.topic)
+    referral_id = record.key_text
+    if hospital_id is None or not referral_id or len(referral_id) > 64:
+        raise PermanentError(f"record larger than {limit} bytes")
+    await store.lock_referral_key(conn, hospital_id, referral_id)
+    existing = await store.find(conn, hospital_id, referral_id)
+    case_id = existing.case_id if existing else new_case_id()
+    if existing is None:
+        await store.add_case(conn, case_id, person_id=None, open=False)
+        await store.add_referral(
+            conn,
+            hospital_id=hospital_id,
+            referral_id=referral_id,
+            case_id=case_id,
+            content_hash=None,
+            outcome="rejected:invalid-referral",
+            submission=None,
+        )
+    await emit(
+        conn,
+        CaseRejected(
+            case_id=case_id,
+            hospital_id=hospital_id,
+            referral_id=referral_id,
+            occurred_at=datetime.now(UTC),
+            reason_code="invalid-referral",
+            reason=CONTRACT_REASON,
+            errors=[
+                FieldError(field="data", message=f"record larger than {limit} bytes", type="size")
+            ],
+        ),
+        service=SERVICE,
+        cause=record,
+    )
 
 
 class _Rejecter:

@@ -21,10 +21,13 @@ async def case(conn: asyncpg.Connection, case_id: str) -> asyncpg.Record:
 async def follow(
     conn: asyncpg.Connection, case_id: str, hospital_id: str, referral_id: str
 ) -> None:
-    """Make the referral one that hears of this case (idempotent)."""
+    """Make the referral one that hears of this case (idempotent). A referral first
+    refused as a broken record and then submitted properly moves to the new case,
+    keeping its sequence."""
     await conn.execute(
         """INSERT INTO referrals (hospital_id, referral_id, case_id) VALUES ($1, $2, $3)
-           ON CONFLICT (hospital_id, referral_id) DO NOTHING""",
+           ON CONFLICT (hospital_id, referral_id) DO UPDATE SET case_id = EXCLUDED.case_id
+           WHERE referrals.case_id <> EXCLUDED.case_id""",
         hospital_id,
         referral_id,
         case_id,

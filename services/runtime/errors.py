@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import re
+import socket
 
 import asyncpg
 from aiokafka.errors import KafkaError
@@ -40,8 +42,27 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+# OSErrors that mean "the network or a server is not there right now" (a restart, a DNS
+# hiccup), as opposed to a bug such as FileNotFoundError.
+_NETWORK_ERRNOS = frozenset(
+    {
+        errno.ENETUNREACH,
+        errno.EHOSTUNREACH,
+        errno.EHOSTDOWN,
+        errno.ENETDOWN,
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.ETIMEDOUT,
+        errno.EPIPE,
+    }
+)
+
+
 def is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, TRANSIENT_ERRORS)
+    if isinstance(exc, (*TRANSIENT_ERRORS, socket.gaierror)):
+        return True
+    return isinstance(exc, OSError) and exc.errno in _NETWORK_ERRNOS
 
 
 def safe_errors(exc: ValidationError) -> list[tuple[str, str, str]]:
@@ -55,9 +76,10 @@ def safe_errors(exc: ValidationError) -> list[tuple[str, str, str]]:
     for err in exc.errors(include_url=False):
         field = ".".join(str(part) for part in err["loc"]) or "<root>"
         message = err["msg"]
-        # A field validator's own words (value_error) are ours only at model level, where
-        # carelink wrote them; below that they come from libraries and may quote the value.
-        if (err["type"] == "value_error" and err["loc"]) or _quotes(message, err.get("input")):
+        # Library validators (email_validator) quote what they refused; carelink's own
+        # messages never quote anything.
+        quoting = any(mark in message for mark in "'\"\u2018\u2019\u201c\u201d")
+        if (err["type"] == "value_error" and quoting) or _quotes(message, err.get("input")):
             message = "value is not valid"
         safe.append((field, message, err["type"]))
     return safe

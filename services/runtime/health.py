@@ -7,6 +7,7 @@ Services may add their own routes (the coordinators' API) to the same app.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Response
@@ -14,8 +15,26 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 Check = Callable[[], Awaitable[bool]]
 
+# Below an orchestrator's usual probe timeout: a hung dependency answers "not ready",
+# never a probe that hangs.
+CHECK_TIMEOUT_S = 3.0
 
-def health_app(*, service: str, live: Callable[[], bool], checks: dict[str, Check]) -> FastAPI:
+
+async def _run_check(check: Check, timeout_s: float) -> bool:
+    """A check that raises or does not answer in time counts as failed (503, not 500)."""
+    try:
+        return bool(await asyncio.wait_for(check(), timeout=timeout_s))
+    except Exception:
+        return False
+
+
+def health_app(
+    *,
+    service: str,
+    live: Callable[[], bool],
+    checks: dict[str, Check],
+    check_timeout_s: float = CHECK_TIMEOUT_S,
+) -> FastAPI:
     app = FastAPI(title=f"carelink {service}", docs_url=None, redoc_url=None)
 
     @app.get("/health/live")
@@ -26,7 +45,11 @@ def health_app(*, service: str, live: Callable[[], bool], checks: dict[str, Chec
 
     @app.get("/health/ready")
     async def readiness(response: Response) -> dict[str, object]:
-        results = {name: await check() for name, check in checks.items()}
+        # Concurrently: the probe takes as long as the slowest check, not their sum.
+        answers = await asyncio.gather(
+            *(_run_check(check, check_timeout_s) for check in checks.values())
+        )
+        results = dict(zip(checks, answers, strict=True))
         ok = all(results.values())
         response.status_code = 200 if ok else 503
         return {"service": service, "ready": ok, "checks": results}

@@ -89,6 +89,7 @@ class Pipeline:
         handler: Handler,
         retry: RetryPolicy,
         max_record_bytes: int = 1_000_000,
+        oversize: Callable[[asyncpg.Connection, Record, int], Awaitable[None]] | None = None,
     ) -> None:
         self.service = service
         self.consumer = consumer
@@ -96,6 +97,8 @@ class Pipeline:
         self._handler = handler
         self._retry = retry
         self._max_bytes = max_record_bytes
+        # What to do with a record too large to store; None = dead-letter it.
+        self._oversize = oversize
         self.last_transient_error: str | None = None
 
     async def __call__(self, record: Record) -> None:
@@ -161,7 +164,10 @@ class Pipeline:
         # Checked after the claim: a redelivered oversized record that was already
         # dead-lettered is a duplicate, not a second dead letter.
         if len(record.value) > self._max_bytes:
-            raise PermanentError(f"record larger than {self._max_bytes} bytes")
+            if self._oversize is None:
+                raise PermanentError(f"record larger than {self._max_bytes} bytes")
+            await self._oversize(conn, record, self._max_bytes)
+            return "handled"
         await self._handler(conn, record)
         return "handled"
 

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from services.runtime import db, kafka
 from services.runtime.health import health_app
 from services.runtime.logging import broker_logger, configure_logging, get_logger
 from services.runtime.outbox import OutboxRelay
-from services.runtime.pipeline import Handler, Pipeline, RetryPolicy
+from services.runtime.pipeline import Handler, Pipeline, Record, RetryPolicy
 from services.runtime.settings import ServiceSettings
 
 log = get_logger(__name__)
@@ -57,6 +57,8 @@ class ServiceSpec:
     extra_tasks: Sequence[Callable[[ServiceContext, asyncio.Event], object]] = field(
         default_factory=tuple
     )
+    # What to do with a record over the size limit instead of dead-lettering it.
+    oversize: Callable[[asyncpg.Connection, Record, int], Awaitable[None]] | None = None
 
 
 async def run_service(
@@ -108,6 +110,7 @@ async def run_service(
                 settings.retry_attempts, settings.retry_base_delay_s, settings.retry_max_delay_s
             ),
             max_record_bytes=settings.kafka.max_record_bytes,
+            oversize=spec.oversize,
         )
         relay = OutboxRelay(
             service=spec.name,

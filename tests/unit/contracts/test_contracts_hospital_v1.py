@@ -149,8 +149,9 @@ def test_discharge_before_admission_fails(fake: Faker) -> None:
     data["admission_date"] = "2025-02-20"
     data["expected_discharge_date"] = "2025-02-19"
 
-    with pytest.raises(ValidationError, match="expected_discharge_date must not be before"):
+    with pytest.raises(ValidationError, match="must not be before admission_date") as caught:
         parse(data)
+    assert [e["loc"] for e in caught.value.errors()] == [("expected_discharge_date",)]
 
 
 def test_discharge_on_admission_day_parses(fake: Faker) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import socket
+from typing import Any
 
 import asyncpg
 import pytest
@@ -28,11 +31,11 @@ SECRET_PHONE = "010-7319-4682"
 SECRET_STREET = "유출금지로 987번길 65"
 
 
-def _invalid_submission() -> dict[str, object]:
+def _invalid_submission() -> dict[str, Any]:
     hospital = FakeHospital("police-hospital", seed=7)
     data = hospital.submission()
     data["patient"] = {
-        **data["patient"],  # type: ignore[dict-item]
+        **data["patient"],
         "name": SECRET_NAME * 40,  # too long: ShortText is 1..200
         "phone": SECRET_PHONE,
         "sex": "SECRET-SEX",
@@ -159,6 +162,19 @@ def test_describe_without_any_input_in_constraint_messages() -> None:
     ids=lambda e: type(e).__name__,
 )
 def test_transient_faults(exc: BaseException) -> None:
+    assert is_transient(exc)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
+        OSError(errno.ENETUNREACH, "Network is unreachable"),
+        OSError(errno.EHOSTUNREACH, "No route to host"),
+    ],
+    ids=["gaierror", "ENETUNREACH", "EHOSTUNREACH"],
+)
+def test_network_oserrors_are_transient(exc: BaseException) -> None:
     assert is_transient(exc)
 
 
