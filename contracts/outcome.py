@@ -20,3 +20,13 @@ class CaseClosed(CaseEvent):
     annual_cap_krw: int
     cap_remaining_krw: int
     precautions_acknowledged: bool
+
+
+@register
+class CaseLinkDeclined(CaseEvent):
+    """A referral joined a case that had already closed (intake learns of closures a
+    moment after hospitals do): intake gives the referral a case of its own.
+    hospital_id/referral_id name that referral."""
+
+    ce_type = "carelink.case.link-declined.v1"
+    producer = "outcome"

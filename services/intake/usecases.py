@@ -30,7 +30,7 @@ from contracts.intake import (
     DischargeDateChanged,
     FieldError,
 )
-from contracts.outcome import CaseClosed
+from contracts.outcome import CaseClosed, CaseLinkDeclined
 from contracts.referral import CaseFailed, ReviewCompleted
 from contracts.topics import CASES, hospital_of
 from services.intake import domain, store
@@ -54,6 +54,7 @@ class Intake:
                 CaseClosed: self._case_closed,
                 CaseFailed: self._case_closed,
                 ReviewCompleted: self._reviewed,
+                CaseLinkDeclined: self._link_declined,
             }
         )
 
@@ -204,16 +205,28 @@ class Intake:
             return
 
         case_id = new_case_id()
-        await store.add_case(conn, case_id, person_id=person_id, open=True)
         await store.add_referral(
             conn,
             hospital_id=sub.hospital_id,
             referral_id=sub.referral_id,
-            case_id=case_id,
+            case_id=await self._open_case(conn, record, sub, decision, person_id, case_id, now),
             content_hash=digest,
             outcome="accepted",
             submission=data,
         )
+
+    async def _open_case(
+        self,
+        conn: asyncpg.Connection,
+        record: Record | None,
+        sub: hv1.ReferralSubmitted,
+        decision: domain.Triage,
+        person_id: str,
+        case_id: str,
+        now: datetime,
+    ) -> str:
+        """A new case for an accepted submission: received, then accepted (triaged)."""
+        await store.add_case(conn, case_id, person_id=person_id, open=True)
         await emit(
             conn, _received(case_id, sub, now, decision.age_band), service=SERVICE, cause=record
         )
@@ -235,6 +248,26 @@ class Intake:
             cause=record,
         )
         log.info("referral accepted", case_id=case_id, fee_support=decision.fee_support)
+        return case_id
+
+    async def _link_declined(
+        self, conn: asyncpg.Connection, record: Record, ev: CaseLinkDeclined
+    ) -> None:
+        """The case closed before the joining referral reached it (intake learns of
+        closures a moment after hospitals do): the referral gets a case of its own."""
+        stored = await store.submission_of(conn, ev.hospital_id, ev.referral_id)
+        if stored is None or stored["case_id"] != ev.case_id:
+            return  # already moved: a redelivery
+        sub = hv1.ReferralSubmitted.model_validate(stored["submission"])
+        decision = domain.triage(sub, policies=self._policies, registry=self._registry)
+        if not isinstance(decision, domain.Triage):
+            return  # cannot happen for a submission that was accepted once
+        await store.set_case(conn, ev.case_id, open=False)
+        person_id = await store.person_for(conn, domain.patient_key(sub), f"person-{uuid.uuid4()}")
+        case_id = await self._open_case(
+            conn, record, sub, decision, person_id, new_case_id(), datetime.now(UTC)
+        )
+        await store.move_referral(conn, ev.hospital_id, ev.referral_id, case_id, outcome="accepted")
 
     async def _follow_up(
         self, conn: asyncpg.Connection, record: Record, event: Any, data: dict[str, Any]

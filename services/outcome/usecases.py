@@ -13,7 +13,7 @@ from contracts import hospital_v1 as hv1
 from contracts.cases import CaseEvent
 from contracts.cloudevents import Envelope
 from contracts.intake import CaseLinked, CaseReceived, CaseRejected, CaseStatusRequested
-from contracts.outcome import CaseClosed
+from contracts.outcome import CaseClosed, CaseLinkDeclined
 from contracts.referral import CarePlanSet, PlanLine
 from contracts.scheduling import VisitDone
 from contracts.topics import updates
@@ -79,7 +79,19 @@ class Outcome:
         self, conn: asyncpg.Connection, case: asyncpg.Record, event: CaseLinked
     ) -> None:
         """A second hospital's referral joined the case: it hears `received`, then where
-        the case stands now."""
+        the case stands now. If the case closed meanwhile, intake is asked to open a new one."""
+        if case["status"] in domain.FINAL:
+            await emit(
+                conn,
+                CaseLinkDeclined(
+                    case_id=event.case_id,
+                    hospital_id=event.hospital_id,
+                    referral_id=event.referral_id,
+                    occurred_at=datetime.now(UTC),
+                ),
+                service=SERVICE,
+            )
+            return
         await store.follow(conn, event.case_id, event.hospital_id, event.referral_id)
         await self._send(
             conn,

@@ -62,6 +62,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     },
     "carelink.case.status-requested.v1": {},
     "carelink.case.linked.v1": {},
+    "carelink.case.link-declined.v1": {},
     "carelink.case.readmitted.v1": {"expected_discharge_date": "2025-03-12"},
     "carelink.case.review-completed.v1": {
         "decision": "ineligible",

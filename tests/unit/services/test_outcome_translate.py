@@ -21,7 +21,7 @@ from contracts.intake import (
     DischargeDateChanged,
     FieldError,
 )
-from contracts.outcome import CaseClosed
+from contracts.outcome import CaseClosed, CaseLinkDeclined
 from contracts.referral import (
     CarePlanSet,
     CaseFailed,
@@ -157,6 +157,7 @@ def every_event() -> list[CaseEvent]:
         CaseResumed(**COMMON, kind="pre-discharge"),
         CaseReadmitted(**COMMON, expected_discharge_date=date(2025, 3, 20)),
         CaseLinked(**COMMON),
+        CaseLinkDeclined(**COMMON),
         CaseStatusRequested(**COMMON),
     ]
     return events
@@ -317,6 +318,7 @@ def test_review_completed_declined_by_patient_is_cancelled() -> None:
         CaseResumed(**COMMON, kind="post-discharge"),
         CaseReadmitted(**COMMON, expected_discharge_date=date(2025, 3, 20)),
         CaseLinked(**COMMON),
+        CaseLinkDeclined(**COMMON),
         CaseStatusRequested(**COMMON),
     ],
     ids=lambda e: type(e).__name__,
@@ -359,7 +361,7 @@ def test_every_update_builds_a_valid_status_changed() -> None:
         # And it survives the trip through JSON the hospital receives.
         assert StatusChanged.model_validate_json(message.model_dump_json()) == message
         built += 1
-    assert built == len(every_event()) - 7  # all but the seven events hospitals need not hear of
+    assert built == len(every_event()) - 8  # all but the eight events hospitals need not hear of
 
 
 def test_every_contract_status_is_reachable_from_some_event() -> None:
