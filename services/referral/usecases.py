@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import asyncpg
 
@@ -22,10 +22,11 @@ from contracts.referral import (
     CaseFailed,
     CaseWaitlisted,
     ReviewCompleted,
+    ReviewRefusal,
     ServicesLinked,
 )
 from contracts.scheduling import VisitDone
-from services.policy import PolicyBook
+from services.policy import PolicyBook, PolicyIncomplete
 from services.referral import domain, store
 from services.runtime.events import CaseEventRouter, emit
 from services.runtime.logging import get_logger
@@ -45,6 +46,17 @@ class PlanRejected(tasks.TaskError):
     """The plan cannot be set as asked (unknown service, a stay over 14 days …)."""
 
     code = "invalid-plan"
+
+
+class PolicyMissing(tasks.TaskError):
+    """The case's policy year lacks a value the plan needs (e.g. 2024 unit prices):
+    reported, never guessed; an operator completes the policy file."""
+
+    code = "policy-incomplete"
+
+
+class InvalidDecision(tasks.TaskError):
+    code = "invalid-request"
 
 
 class CaseEvents:
@@ -122,8 +134,12 @@ class Coordinator:
         reason_code: str | None = None,
         now: datetime | None = None,
     ) -> tasks.Task:
-        if decision == "ineligible" and not reason_code:
-            raise tasks.TaskError("an ineligible decision needs a reason code")
+        if decision == "ineligible" and reason_code not in get_args(ReviewRefusal):
+            raise InvalidDecision(
+                f"an ineligible decision needs one of the reason codes {', '.join(get_args(ReviewRefusal))}"
+            )
+        if decision == "eligible":
+            reason_code = None
         now = now or datetime.now(UTC)
         async with self._pool.acquire() as conn, conn.transaction():
             task = await tasks.complete(
@@ -159,7 +175,7 @@ class Coordinator:
         """
         now = now or datetime.now(UTC)
         async with self._pool.acquire() as conn, conn.transaction():
-            task = await tasks.get(conn, task_id)
+            task = await tasks.held(conn, task_id, actor, now=now)
             case = await _case_of(conn, task, CARE_PLAN)
             requested = list(lines) if lines else domain.default_request(case["requested_services"])
             policy = self._policies.for_year(case["policy_year"])
@@ -171,6 +187,8 @@ class Coordinator:
                     fee_support=case["fee_support"],
                     already_used_krw=used,
                 )
+            except PolicyIncomplete as exc:
+                raise PolicyMissing(str(exc)) from exc
             except ValueError as exc:  # RuleError: a stay over 14 days, an unknown code …
                 raise PlanRejected(str(exc)) from exc
             base = _base(case, now)
@@ -230,7 +248,7 @@ class Coordinator:
         """No provider can take the plan now: on hold, the task returns to the queue later."""
         now = now or datetime.now(UTC)
         async with self._pool.acquire() as conn, conn.transaction():
-            task = await tasks.get(conn, task_id)
+            task = await tasks.held(conn, task_id, actor, now=now)
             case = await _case_of(conn, task, CARE_PLAN)
             task = await tasks.release(conn, task_id, actor, now=now)
             await tasks.replan(conn, case["case_id"], CARE_PLAN, due_at=now + WAITLIST_RETRY)

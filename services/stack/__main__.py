@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         info = system.start()
         print(f"\ncarelink is running on {info.infrastructure} infrastructure.\n")
+        print(f"  Console           {info.console}   (demo sign-in: songpa / songpa-demo)")
         print(f"  Kafka bootstrap   {info.kafka_bootstrap}")
         for name in info.databases:
             print(f"  {name:<11} db   {info.databases[name]}")

@@ -1,4 +1,5 @@
-"""Start and stop the four services as child processes around the infrastructure."""
+"""Start and stop the four services, and the coordinators' console, as child processes
+around the infrastructure."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ from services.policy import load_registry
 from services.runtime.kafka import ensure_topics
 from services.runtime.settings import DEFAULT_HEALTH_PORTS, REPO_ROOT, SERVICES, KafkaSettings
 
+CONSOLE = "console"
+CONSOLE_PORT = 8180
+
 # Tansu makes each consumer-group join wait half the session timeout: keep joins fast locally.
 EMBEDDED_KAFKA_ENV = {
     "CARELINK_KAFKA_SESSION_TIMEOUT_MS": "2000",
@@ -42,6 +46,8 @@ class SystemInfo:
     logs: dict[str, str]
     infrastructure_logs: str | None
     hospitals: list[str] = field(default_factory=list)
+    # The coordinators' console (pages and /api), e.g. http://127.0.0.1:8180.
+    console: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -96,7 +102,8 @@ class ServiceProcess:
 
 class LocalSystem:
     """The system on loopback. `fixed_ports` uses the documented health ports
-    (8181-8184) for people; tests take free ports so sessions do not collide."""
+    (8181-8184) and the console's 8180 for people; tests take free ports so
+    sessions do not collide. The console runs as `services["console"]`."""
 
     def __init__(
         self,
@@ -156,6 +163,22 @@ class LocalSystem:
                 **self.extra_env,
             }
             self.services[name] = ServiceProcess(name, env, logs_dir / f"{name}.log")
+        console_port = CONSOLE_PORT if self.fixed_ports else _free_port()
+        self.services[CONSOLE] = ServiceProcess(
+            CONSOLE,
+            {
+                **os.environ,
+                "CARELINK_CONSOLE_PORT": str(console_port),
+                "CARELINK_CONSOLE_INTAKE_DATABASE_URL": databases[self._db("intake")],
+                "CARELINK_CONSOLE_REFERRAL_DATABASE_URL": databases[self._db("referral")],
+                "CARELINK_CONSOLE_SCHEDULING_DATABASE_URL": databases[self._db("scheduling")],
+                "CARELINK_CONSOLE_LOG_FILE": str(logs_dir / f"{CONSOLE}.log"),
+                "CARELINK_CONSOLE_LOG_FORMAT": "json",
+                "PYTHONPATH": str(REPO_ROOT),
+                **self.extra_env,
+            },
+            logs_dir / f"{CONSOLE}.log",
+        )
         for process in self.services.values():
             process.start()
         self.info = SystemInfo(
@@ -168,6 +191,7 @@ class LocalSystem:
             logs={s: str(logs_dir / f"{s}.log") for s in SERVICES},
             infrastructure_logs=str(endpoints.log_dir) if endpoints.log_dir else None,
             hospitals=sorted(registry.hospital_ids),
+            console=f"http://127.0.0.1:{console_port}",
         )
         (self.base_dir / "system.json").write_text(self.info.to_json() + "\n")
         self.wait_ready(ready_timeout)
@@ -180,6 +204,8 @@ class LocalSystem:
         assert self.info is not None
         deadline = time.monotonic() + timeout
         pending = dict(self.info.health)
+        if CONSOLE in self.services and self.info.console:
+            pending[CONSOLE] = f"{self.info.console}/api/health"
         while pending:
             for name, url in list(pending.items()):
                 process = self.services[name]

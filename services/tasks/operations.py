@@ -155,6 +155,22 @@ async def queue(
     return [Task.from_row(r) for r in rows]
 
 
+async def held(conn: asyncpg.Connection, task_id: int, actor: str, *, now: datetime) -> Task:
+    """The task, if the actor holds it under a live lease; else the precise TaskError.
+
+    Use cases check this before judging a result, so a coordinator who does not hold
+    the task hears that first, not what is wrong with their input."""
+    task = await get(conn, task_id)
+    if not (
+        task.status == "claimed"
+        and task.claimed_by == actor
+        and task.lease_until is not None
+        and task.lease_until >= now
+    ):
+        await _explain(conn, task_id, actor, now, completing=True)
+    return task
+
+
 async def claim(
     conn: asyncpg.Connection,
     task_id: int,

@@ -1,0 +1,258 @@
+"""The console's JSON API under /api (OpenAPI at /api/openapi.json).
+
+Every route but /api/health and /api/login needs a session token
+(`Authorization: Bearer <token>` from POST /api/login, or the pages' cookie).
+Errors are `{error, message}`: 401 unauthorized; 403 forbidden; 404 not-found
+(also for another centre's tasks); 409 claimed-by-other, lease-expired,
+not-claimed, task-closed, policy-incomplete (the year's policy lacks a value
+the rule needs); 422 invalid-request, invalid-plan.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from services.console.auth import User
+from services.console.desk import ConsoleError
+from services.console.schemas import (
+    SERVICE_OF,
+    CompleteOut,
+    ErrorOut,
+    LoginIn,
+    QueueOut,
+    ReassignIn,
+    Service,
+    TaskDetailOut,
+    TaskOut,
+    TaskResult,
+    TokenOut,
+    UserOut,
+)
+from services.console.state import console_of
+from services.runtime.db import ping
+from services.runtime.logging import get_logger
+from services.tasks.operations import LIVE
+
+log = get_logger(__name__)
+STATUSES = ("open", "claimed", "done", "cancelled", "suspended")
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorOut} for status in statuses}
+
+
+router = APIRouter(prefix="/api")
+TaskId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+def api_user(request: Request) -> User:
+    user = console_of(request).user_from(request)
+    if user is None:
+        raise ConsoleError(
+            401, "unauthorized", "sign in: POST /api/login, then send Authorization: Bearer <token>"
+        )
+    return user
+
+
+CurrentUser = Annotated[User, Depends(api_user)]
+
+
+def user_out(user: User) -> UserOut:
+    return UserOut(
+        username=user.username,
+        display_name=user.display_name,
+        centre_id=user.centre_id,
+        role=user.role,
+    )
+
+
+def split_codes(values: list[str] | None, allowed: tuple[str, ...], what: str) -> list[str] | None:
+    """`kind=a&kind=b` or `kind=a,b`; empty means no filter; unknown codes are refused."""
+    codes = [c.strip() for v in values or [] for c in v.split(",") if c.strip()]
+    unknown = sorted(set(codes) - set(allowed))
+    if unknown:
+        raise ConsoleError(
+            422,
+            "invalid-request",
+            f"unknown {what}: {', '.join(unknown)} (one of {', '.join(allowed)})",
+        )
+    return codes or None
+
+
+class HealthOut(BaseModel):
+    ok: bool
+    checks: dict[str, bool]
+
+
+@router.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut}})
+async def health(request: Request, response: Response) -> HealthOut:
+    """Ready when the three databases answer (no sign-in needed)."""
+    pools = console_of(request).pools
+    checks = {
+        "intake": await ping(pools.intake),
+        "referral": await ping(pools.referral),
+        "scheduling": await ping(pools.scheduling),
+    }
+    ok = all(checks.values())
+    response.status_code = 200 if ok else 503
+    return HealthOut(ok=ok, checks=checks)
+
+
+@router.post("/login", response_model=TokenOut, responses=_errors(401, 422))
+async def login(request: Request, credentials: LoginIn) -> TokenOut:
+    """Exchange a username and password for a session token (valid 8 hours by default)."""
+    console = console_of(request)
+    user = console.users.authenticate(credentials.username, credentials.password)
+    if user is None:
+        log.info("sign-in refused", channel="api")
+        raise ConsoleError(401, "unauthorized", "unknown username or wrong password")
+    log.info("signed in", actor=user.username, channel="api")
+    return TokenOut(
+        token=console.sessions.issue(user),
+        expires_in=console.sessions.max_age_s,
+        user=user_out(user),
+    )
+
+
+@router.get("/me", response_model=UserOut, responses=_errors(401))
+async def me(user: CurrentUser) -> UserOut:
+    return user_out(user)
+
+
+@router.get("/queue", response_model=QueueOut, responses=_errors(401, 422))
+async def queue(
+    request: Request,
+    user: CurrentUser,
+    kind: Annotated[
+        list[str] | None,
+        Query(description="review, care-plan, pre-discharge-visit, post-discharge-visit"),
+    ] = None,
+    status: Annotated[
+        list[str] | None,
+        Query(description="open, claimed, done, cancelled, suspended (default: open and claimed)"),
+    ] = None,
+    overdue: Annotated[bool, Query(description="only tasks past their deadline")] = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> QueueOut:
+    """The centre's tasks from both services: urgent first, then by deadline."""
+    kinds = split_codes(kind, tuple(SERVICE_OF), "kind")
+    statuses = split_codes(status, STATUSES, "status")
+    found = await console_of(request).desk.queue(
+        user,
+        kinds=kinds,
+        statuses=tuple(statuses) if statuses else LIVE,
+        overdue_only=overdue,
+        limit=limit,
+    )
+    return QueueOut(centre_id=user.centre_id, tasks=found)
+
+
+@router.get(
+    "/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "server-sent events"},
+        **_errors(401),
+    },
+)
+async def events(request: Request, user: CurrentUser) -> StreamingResponse:
+    """Server-sent events: `queue-changed` whenever the centre's open or claimed tasks
+    change (looked for every 2 s), `ready` once connected, comments as keep-alive."""
+    console = console_of(request)
+
+    async def stream() -> AsyncIterator[str]:
+        async with console.watch.watching(user.centre_id):
+            seen = console.watch.version(user.centre_id)
+            yield "retry: 5000\n\n"
+            yield _event("ready", {"centre_id": user.centre_id, "version": seen})
+            while not console.stopping.is_set() and not console.watch.closed:
+                version = await console.watch.wait(
+                    user.centre_id, seen, timeout=console.settings.events_keepalive_s
+                )
+                if version != seen:
+                    seen = version
+                    yield _event("queue-changed", {"centre_id": user.centre_id, "version": seen})
+                else:
+                    yield ": keep-alive\n\n"
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+def _event(name: str, data: dict[str, Any]) -> str:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n"
+
+
+@router.get(
+    "/tasks/{service}/{task_id}", response_model=TaskDetailOut, responses=_errors(401, 404, 422)
+)
+async def task_detail(
+    request: Request, user: CurrentUser, service: Service, task_id: TaskId
+) -> TaskDetailOut:
+    """The task, the case's facts and tasks, and the patient's personal details.
+    Reading this is recorded in intake's access audit."""
+    return await console_of(request).desk.detail(user, service, task_id, purpose="api-task-detail")
+
+
+@router.post(
+    "/tasks/{service}/{task_id}/claim",
+    response_model=TaskOut,
+    responses=_errors(401, 404, 409, 422),
+)
+async def claim(request: Request, user: CurrentUser, service: Service, task_id: TaskId) -> TaskOut:
+    """Take the task for yourself under a lease (claiming again renews it)."""
+    return await console_of(request).desk.claim(user, service, task_id)
+
+
+@router.post(
+    "/tasks/{service}/{task_id}/release",
+    response_model=TaskOut,
+    responses=_errors(401, 404, 409, 422),
+)
+async def release(
+    request: Request, user: CurrentUser, service: Service, task_id: TaskId
+) -> TaskOut:
+    """Give a task you hold back to the queue."""
+    return await console_of(request).desk.release(user, service, task_id)
+
+
+@router.post(
+    "/tasks/{service}/{task_id}/reassign",
+    response_model=TaskOut,
+    responses=_errors(401, 403, 404, 409, 422),
+)
+async def reassign(
+    request: Request, user: CurrentUser, service: Service, task_id: TaskId, body: ReassignIn
+) -> TaskOut:
+    """A lead hands a live task to a colleague of the same centre: it becomes theirs."""
+    console = console_of(request)
+    return await console.desk.reassign(user, service, task_id, console.users.get(body.to))
+
+
+@router.post(
+    "/tasks/{service}/{task_id}/complete",
+    response_model=CompleteOut,
+    responses=_errors(401, 404, 409, 422),
+)
+async def complete(
+    request: Request,
+    user: CurrentUser,
+    service: Service,
+    task_id: TaskId,
+    result: Annotated[TaskResult, Body()],
+) -> CompleteOut:
+    """Complete a task you hold with the result its kind takes: review
+    `{decision, reason_code}`; care plan `{lines: [{service, quantity}]}` or
+    `{decision: "waitlist" | "could-not-deliver"}`; visits `{reached: true,
+    precautions_acknowledged, findings, notes}` or `{reached: false}` (a failed
+    contact attempt; the task stays yours)."""
+    return await console_of(request).desk.complete(user, service, task_id, result)

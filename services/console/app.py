@@ -1,0 +1,243 @@
+"""Composition root of the coordinators' console: the FastAPI app, its pools to
+the three databases it reads through the services' code (intake for personal
+details, referral and scheduling for tasks), and its lifespan.
+
+Nothing connects when the app is created, only when it starts, so the OpenAPI
+document can be generated without any server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.console import api, pages
+from services.console.auth import Sessions, load_users
+from services.console.desk import ConsoleError, Desk, Pools
+from services.console.settings import ConsoleSettings
+from services.console.state import Console
+from services.console.watch import QueueWatch
+from services.policy import load_policies, load_registry
+from services.runtime.db import create_pool
+from services.runtime.logging import get_logger
+
+log = get_logger(__name__)
+STATIC = Path(__file__).with_name("static")
+_ERROR_CODES = {
+    400: "invalid-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "invalid-request",
+    415: "invalid-request",
+    422: "invalid-request",
+}
+
+
+# The API's own version (not the package's): raise it when the API changes.
+API_VERSION = "1.0.0"
+
+
+def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
+    settings = settings or ConsoleSettings()
+    generated_key = settings.secret_key is None
+    secret = (
+        secrets.token_urlsafe(32)
+        if settings.secret_key is None
+        else settings.secret_key.get_secret_value()
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if generated_key:
+            log.warning(
+                "no CARELINK_CONSOLE_SECRET_KEY: using a random key for this process; "
+                "sessions end when the console restarts"
+            )
+        users = load_users(settings.users_file)
+        registry = load_registry(settings.registry_file)
+        policies = load_policies(settings.policy_dir)
+        pools = await _connect(settings)
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        app.state.request_stop = lambda: loop.call_soon_threadsafe(stopping.set)
+        watch = QueueWatch(pools, interval_s=settings.events_poll_interval_s)
+        app.state.console = Console(
+            settings=settings,
+            users=users,
+            sessions=Sessions(secret, max_age_s=int(settings.session_hours * 3600)),
+            desk=Desk(
+                pools,
+                policies,
+                lease=timedelta(minutes=settings.lease_minutes),
+                max_contact_attempts=settings.max_contact_attempts,
+            ),
+            watch=watch,
+            registry=registry,
+            pools=pools,
+            stopping=stopping,
+        )
+        watcher = asyncio.create_task(watch.run(stopping), name="queue-watch")
+        log.info("console started", users=len(users.all()), port=settings.port)
+        try:
+            yield
+        finally:
+            stopping.set()
+            await asyncio.gather(watcher, return_exceptions=True)
+            for pool in (pools.intake, pools.referral, pools.scheduling):
+                await pool.close()
+            log.info("console stopped")
+
+    app = FastAPI(
+        title="carelink console API",
+        summary="Care coordinators' work: the centre's task queue, claiming and completing tasks.",
+        description=(api.__doc__ or "").strip(),
+        version=API_VERSION,
+        openapi_url="/api/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _install_error_handlers(app)
+    app.add_middleware(SecurityHeaders)
+    return app
+
+
+async def _connect(settings: ConsoleSettings) -> Pools:
+    """The databases may come up after the console: wait for them, bounded."""
+    deadline = time.monotonic() + settings.connect_timeout_s
+    delay = 0.2
+    while True:
+        try:
+            intake = await create_pool(settings.intake_database_url, max_size=settings.db_pool_max)
+            try:
+                referral = await create_pool(
+                    settings.referral_database_url, max_size=settings.db_pool_max
+                )
+                try:
+                    scheduling = await create_pool(
+                        settings.scheduling_database_url, max_size=settings.db_pool_max
+                    )
+                except BaseException:
+                    await referral.close()
+                    raise
+            except BaseException:
+                await intake.close()
+                raise
+            return Pools(intake=intake, referral=referral, scheduling=scheduling)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("databases not reachable yet, retrying", error=type(exc).__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or request.url.path == "/api"
+
+
+def _error_response(request: Request, status: int, code: str, message: str) -> Response:
+    if _is_api(request):
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse({"error": code, "message": message}, status, headers=headers)
+    return pages.TEMPLATES.TemplateResponse(
+        request,
+        "error.html",
+        {"status": status, "message": message, "user": None, "centre": ""},
+        status_code=status,
+    )
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def console_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ConsoleError)
+        return _error_response(request, exc.status, exc.code, exc.message)
+
+    async def login_required(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, pages.LoginRequired)
+        return pages.login_redirect(exc.next_url)
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        # Where and what, never the values sent: they may be personal.
+        problems = [
+            f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: "
+            f"{str(e.get('msg', 'invalid')).removeprefix('Value error, ')}"
+            for e in exc.errors()
+        ]
+        return _error_response(request, 422, "invalid-request", "; ".join(problems[:10]))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        code = _ERROR_CODES.get(exc.status_code, "error")
+        return _error_response(request, exc.status_code, code, str(exc.detail))
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.error("request failed", path=request.url.path, error=type(exc).__name__)
+        return _error_response(request, 500, "internal-error", "something went wrong; it is logged")
+
+    app.add_exception_handler(ConsoleError, console_error)
+    app.add_exception_handler(pages.LoginRequired, login_required)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        b"frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    ),
+]
+
+
+class SecurityHeaders:
+    """Headers for every answer; pages and API answers hold personal data, so no caching."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = str(scope.get("path", "")).startswith("/static/")
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [h for h in _HEADERS if h[0] not in present]
+                if not static and b"cache-control" not in present:
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

@@ -1,0 +1,81 @@
+"""Korean and English labels side by side, for the pages (codes stay codes in the API)."""
+
+from __future__ import annotations
+
+KINDS = {
+    "review": "검토 Review",
+    "care-plan": "돌봄 계획 Care plan",
+    "pre-discharge-visit": "퇴원 전 방문 Pre-discharge visit",
+    "post-discharge-visit": "퇴원 후 방문 Post-discharge visit",
+}
+STATUSES = {
+    "open": "대기 Open",
+    "claimed": "처리 중 Claimed",
+    "done": "완료 Done",
+    "cancelled": "취소 Cancelled",
+    "suspended": "보류 On hold",
+}
+PRIORITIES = {"urgent": "긴급 Urgent", "routine": "일반 Routine"}
+SERVICES = {
+    "temporary_home_care": "일시재가 Temporary home care (30 min)",
+    "short_term_facility": "단기시설 Short-term facility (day)",
+    "accompaniment": "동행지원 Accompaniment (hour)",
+    "home_repair": "주거편의 수리 Home repair (hour)",
+    "residential_convenience": "주거편의 청소 Cleaning, disinfection (hour)",
+    "meal_delivery": "식사지원 Meal delivery (meal)",
+}
+REVIEW_REFUSALS = {
+    "can-manage-alone": "혼자 생활 가능 Can manage alone",
+    "family-caregiver-available": "가족 돌봄 가능 Family caregiver available",
+    "covered-by-public-care": "공공 돌봄 이용 중 Covered by public care",
+    "declined-by-patient": "본인 거부 Declined by the patient",
+}
+FEE_SUPPORT = {"full": "전액 지원 District pays", "self-pay": "본인 부담 Self-pay"}
+HOLD_REASONS = {
+    "discharge-postponed": "퇴원 연기 Discharge postponed",
+    "readmitted": "재입원 Readmitted",
+    "unreachable": "연락 불가 Unreachable",
+}
+MOBILITY = {
+    "independent": "독립 보행 Independent",
+    "assisted": "부축 필요 Needs assistance",
+    "wheelchair": "휠체어 Wheelchair",
+    "bedridden": "와상 Bedridden",
+}
+CONSENT_METHODS = {
+    "written": "서면 Written",
+    "verbal": "구두 Verbal",
+    "electronic": "전자 Electronic",
+}
+SEX = {"F": "여 F", "M": "남 M", "X": "기타 X"}
+
+# Banners for the errors a coordinator can meet, by the API's stable error code.
+ERRORS = {
+    "claimed-by-other": "다른 코디네이터가 처리 중입니다. Claimed by someone else.",
+    "lease-expired": "처리 시간이 만료되었습니다. 다시 맡아 주세요. "
+    "Your lease expired: claim the task again.",
+    "not-claimed": "먼저 이 업무를 맡아 주세요. Claim the task first.",
+    "task-closed": "이미 종료된 업무입니다. This task is already closed.",
+    "invalid-plan": "돌봄 계획이 규칙에 맞지 않습니다. The plan breaks a rule.",
+    "invalid-request": "입력 내용을 확인해 주세요. Please check the form.",
+    "forbidden": "권한이 없습니다. You may not do this.",
+    "task-error": "지금은 할 수 없습니다. This cannot be done now.",
+    "policy-incomplete": "해당 연도 정책에 필요한 값이 없습니다. "
+    "The year's policy lacks a value this needs; tell the administrator.",
+}
+NOTICES = {
+    "claimed": "업무를 맡았습니다. You hold this task now.",
+    "released": "업무를 반납했습니다. The task is back in the queue.",
+    "reassigned": "업무를 넘겼습니다. The task was handed over.",
+    "reviewed": "검토를 완료했습니다. Review completed.",
+    "plan": "돌봄 계획을 확정하고 서비스를 연계했습니다. Care plan set, services linked.",
+    "partial": "연간 한도를 넘어 계획의 일부만 확정했습니다. "
+    "The plan was over the annual cap: only the part that fits was set.",
+    "cap-exhausted": "연간 한도가 소진되어 계획을 세울 수 없습니다. 사례가 종료됩니다. "
+    "The annual cap is used up: no plan, the case fails (cap exhausted).",
+    "waitlisted": "대기자로 등록했습니다. Waitlisted: the task returns later.",
+    "could-not-deliver": "서비스 제공 불가로 종료했습니다. Closed: services could not be delivered.",
+    "visited": "방문 결과를 기록했습니다. Visit recorded.",
+    "contact-failed": "연락 실패를 기록했습니다. Failed contact attempt recorded.",
+    "unreachable": "연락 불가로 보류되었습니다. On hold: the person could not be reached.",
+}

@@ -1,0 +1,395 @@
+"""Server-rendered pages for coordinators: sign-in, the queue, a task.
+
+Plain HTML forms posting back here (no JavaScript needed to work a task); the
+queue refreshes itself through /api/events with a polling fallback
+(static/console.js). Forms are parsed here without extra dependencies: they are
+small urlencoded bodies. The session cookie is HttpOnly and SameSite=Strict,
+and a POST whose Origin is another site is refused as well.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from services.console import labels
+from services.console.auth import COOKIE, User
+from services.console.desk import ConsoleError
+from services.console.schemas import (
+    RESULT_OF_KIND,
+    SERVICE_OF,
+    CarePlanResult,
+    ReviewResult,
+    Service,
+    TaskResult,
+    VisitResult,
+)
+from services.console.state import Console, console_of
+from services.policy import SEOUL_TZ
+from services.referral.domain import DEFAULT_QUANTITY
+from services.runtime.logging import get_logger
+
+log = get_logger(__name__)
+TEMPLATES = Jinja2Templates(directory=Path(__file__).with_name("templates"))
+MAX_FORM_BYTES = 64 * 1024
+STATUS_FILTERS = {
+    "": ("open", "claimed"),
+    "open": ("open",),
+    "claimed": ("claimed",),
+    "suspended": ("suspended",),
+    "done": ("done",),
+    "cancelled": ("cancelled",),
+}
+router = APIRouter(include_in_schema=False)
+TaskId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
+
+
+class LoginRequired(Exception):
+    """Raised by page routes without a valid session; answered with a redirect."""
+
+    def __init__(self, next_url: str) -> None:
+        super().__init__(next_url)
+        self.next_url = next_url
+
+
+def page_user(request: Request) -> User:
+    user = console_of(request).user_from(request)
+    if user is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise LoginRequired(target)
+    return user
+
+
+PageUser = Annotated[User, Depends(page_user)]
+
+
+def login_redirect(next_url: str) -> RedirectResponse:
+    return RedirectResponse("/login?" + urllib.parse.urlencode({"next": next_url}), 303)
+
+
+# ------------------------------------------------------------------ formatting
+
+
+def kst(value: datetime | str | None) -> str:
+    """A moment as Seoul local time, which is what coordinators plan in."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return str(value)
+    if value.tzinfo is None:
+        return value.strftime("%Y-%m-%d %H:%M")
+    return value.astimezone(SEOUL_TZ).strftime("%Y-%m-%d %H:%M KST")
+
+
+def day(value: date | str | None) -> str:
+    if value is None or value == "":
+        return "—"
+    return value.isoformat() if isinstance(value, date) else str(value)
+
+
+def krw(value: int | None) -> str:
+    return "—" if value is None else f"{value:,} 원"
+
+
+def yes_no(value: bool | None) -> str:
+    if value is None:
+        return "—"
+    return "예 Yes" if value else "아니오 No"
+
+
+TEMPLATES.env.filters.update(kst=kst, day=day, krw=krw, yes_no=yes_no)
+TEMPLATES.env.globals.update(labels=labels)
+
+
+def _safe_next(value: str | None) -> str:
+    # Only paths on this site: never an absolute or protocol-relative URL.
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    return value
+
+
+def _render(
+    request: Request, template: str, context: dict[str, Any], status_code: int = 200
+) -> HTMLResponse:
+    response: HTMLResponse = TEMPLATES.TemplateResponse(
+        request, template, context, status_code=status_code
+    )
+    return response
+
+
+async def _form(request: Request) -> dict[str, list[str]]:
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        raise ConsoleError(415, "invalid-request", "forms are sent urlencoded")
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise ConsoleError(413, "invalid-request", "the form is too large")
+    return urllib.parse.parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+
+
+def _first(form: dict[str, list[str]], name: str) -> str:
+    values = form.get(name) or [""]
+    return values[0].strip()
+
+
+def _same_origin(request: Request) -> None:
+    origin = request.headers.get("origin")
+    if origin and origin != "null":
+        host = urllib.parse.urlsplit(origin).netloc
+        if host != request.headers.get("host"):
+            raise ConsoleError(403, "forbidden", "cross-site form posts are refused")
+
+
+# ------------------------------------------------------------------ sign-in
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request, next: str = "/") -> Response:
+    if console_of(request).user_from(request) is not None:
+        return RedirectResponse(_safe_next(next), 303)
+    return _render(request, "login.html", {"next": _safe_next(next), "error": None, "user": None})
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login_submit(request: Request) -> Response:
+    _same_origin(request)
+    console = console_of(request)
+    form = await _form(request)
+    next_url = _safe_next(_first(form, "next"))
+    user = console.users.authenticate(_first(form, "username"), (form.get("password") or [""])[0])
+    if user is None:
+        log.info("sign-in refused", channel="page")
+        return _render(
+            request,
+            "login.html",
+            {
+                "next": next_url,
+                "error": "아이디 또는 비밀번호가 맞지 않습니다. Unknown username or wrong password.",
+                "username": _first(form, "username"),
+                "user": None,
+            },
+            status_code=401,
+        )
+    log.info("signed in", actor=user.username, channel="page")
+    response = RedirectResponse(next_url, 303)
+    response.set_cookie(
+        COOKIE,
+        console.sessions.issue(user),
+        max_age=console.sessions.max_age_s,
+        httponly=True,
+        samesite="strict",
+        secure=console.settings.cookie_secure,
+        path="/",
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    _same_origin(request)
+    response = RedirectResponse("/login", 303)
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+    return response
+
+
+# ------------------------------------------------------------------ the queue
+
+
+def _queue_filters(kind: str, status: str, overdue: str) -> dict[str, Any]:
+    return {
+        "kind": kind if kind in SERVICE_OF else "",
+        "status": status if status in STATUS_FILTERS else "",
+        "overdue": overdue in ("1", "on", "true"),
+    }
+
+
+async def _queue_rows(console: Console, user: User, filters: dict[str, Any]) -> dict[str, Any]:
+    rows = await console.desk.queue(
+        user,
+        kinds=[filters["kind"]] if filters["kind"] else None,
+        statuses=STATUS_FILTERS[filters["status"]],
+        overdue_only=filters["overdue"],
+    )
+    return {"rows": rows, "users": console.users, "me": user, "now": datetime.now(UTC)}
+
+
+@router.get("/", response_class=HTMLResponse)
+async def queue_page(
+    request: Request, user: PageUser, kind: str = "", status: str = "", overdue: str = ""
+) -> Response:
+    console = console_of(request)
+    filters = _queue_filters(kind, status, overdue)
+    query = urllib.parse.urlencode({k: ("1" if v is True else v) for k, v in filters.items() if v})
+    return _render(
+        request,
+        "queue.html",
+        {
+            **await _queue_rows(console, user, filters),
+            "user": user,
+            "centre": _centre_name(console, user.centre_id),
+            "filters": filters,
+            "rows_url": "/partials/queue" + (f"?{query}" if query else ""),
+        },
+    )
+
+
+@router.get("/partials/queue", response_class=HTMLResponse)
+async def queue_rows(
+    request: Request, kind: str = "", status: str = "", overdue: str = ""
+) -> Response:
+    console = console_of(request)
+    user = console.user_from(request)
+    if user is None:
+        return Response("sign in", status_code=401, media_type="text/plain")
+    context = await _queue_rows(console, user, _queue_filters(kind, status, overdue))
+    return _render(request, "_queue_rows.html", context)
+
+
+# ------------------------------------------------------------------ a task
+
+
+async def _task_page(
+    request: Request,
+    user: User,
+    service: Service,
+    task_id: int,
+    *,
+    error: ConsoleError | None = None,
+    notice: str | None = None,
+    form: dict[str, list[str]] | None = None,
+) -> HTMLResponse:
+    console = console_of(request)
+    detail = await console.desk.detail(user, service, task_id, purpose="task-page")
+    task = detail.task
+    quantities: dict[str, str] = {}
+    if task.kind == "care-plan":
+        if form is not None:
+            quantities = {code: _first(form, f"qty_{code}") for code in labels.SERVICES}
+        else:
+            quantities = {
+                code: str(DEFAULT_QUANTITY[code]) for code in detail.case.requested_services
+            }
+    return _render(
+        request,
+        "task.html",
+        {
+            "user": user,
+            "centre": _centre_name(console, user.centre_id),
+            "d": detail,
+            "task": task,
+            "mine": task.status == "claimed" and task.claimed_by == user.username,
+            "users": console.users,
+            "colleagues": [
+                u for u in console.users.colleagues(user) if u.username != task.claimed_by
+            ],
+            "hospital_name": lambda hid: _hospital_name(console, hid),
+            "error": error,
+            "error_text": labels.ERRORS.get(error.code, labels.ERRORS["task-error"])
+            if error
+            else None,
+            "notice": notice if notice in labels.NOTICES else None,
+            "quantities": quantities,
+            "form": form or {},
+            "now": datetime.now(UTC),
+        },
+        status_code=error.status if error else 200,
+    )
+
+
+@router.get("/tasks/{service}/{task_id}", response_class=HTMLResponse)
+async def task_page(
+    request: Request, user: PageUser, service: Service, task_id: TaskId, notice: str = ""
+) -> Response:
+    return await _task_page(request, user, service, task_id, notice=notice or None)
+
+
+@router.post("/tasks/{service}/{task_id}/{action}", response_class=HTMLResponse)
+async def task_action(
+    request: Request, user: PageUser, service: Service, task_id: TaskId, action: str
+) -> Response:
+    _same_origin(request)
+    console = console_of(request)
+    form = await _form(request)
+    try:
+        if action == "claim":
+            await console.desk.claim(user, service, task_id)
+            notice = "claimed"
+        elif action == "release":
+            await console.desk.release(user, service, task_id)
+            notice = "released"
+        elif action == "reassign":
+            to = console.users.get(_first(form, "to"))
+            await console.desk.reassign(user, service, task_id, to)
+            notice = "reassigned"
+        elif action == "complete":
+            task = await console.desk.task(user, service, task_id)
+            done = await console.desk.complete(user, service, task_id, _result(task.kind, form))
+            notice = {"reviewed": "reviewed"}.get(done.outcome, done.outcome)
+        else:
+            raise ConsoleError(404, "not-found", "no such action")
+    except ConsoleError as exc:
+        if exc.status == 404:
+            raise
+        return await _task_page(request, user, service, task_id, error=exc, form=form)
+    return RedirectResponse(
+        f"/tasks/{service}/{task_id}?" + urllib.parse.urlencode({"notice": notice}), 303
+    )
+
+
+def _result(kind: str, form: dict[str, list[str]]) -> TaskResult:
+    """The form as the API's result model, so both are checked the same way."""
+    data: dict[str, Any]
+    if kind == "review":
+        data = {
+            "decision": _first(form, "decision"),
+            "reason_code": _first(form, "reason_code") or None,
+        }
+        if data["decision"] == "eligible":
+            data["reason_code"] = None
+    elif kind == "care-plan":
+        decision = _first(form, "decision") or "plan"
+        data = {"decision": decision}
+        if decision == "plan":
+            lines = []
+            for code in labels.SERVICES:
+                raw = _first(form, f"qty_{code}")
+                if raw in ("", "0"):
+                    continue
+                if not raw.isdigit():
+                    raise ConsoleError(422, "invalid-request", f"{code}: a whole number, please")
+                lines.append({"service": code, "quantity": int(raw)})
+            data["lines"] = lines or None
+    else:
+        reached = _first(form, "reached") != "no"
+        data = {"reached": reached}
+        if reached:
+            data["precautions_acknowledged"] = _first(form, "precautions_acknowledged") == "on"
+            data["findings"] = [f.strip() for f in _first(form, "findings").split(",") if f.strip()]
+            data["notes"] = _first(form, "notes") or None
+    try:
+        result: TaskResult = RESULT_OF_KIND[kind].model_validate(data)  # type: ignore[assignment]
+    except ValidationError as exc:
+        message = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise ConsoleError(422, "invalid-request", message) from None
+    assert isinstance(result, ReviewResult | CarePlanResult | VisitResult)
+    return result
+
+
+def _centre_name(console: Console, centre_id: str) -> str:
+    centre = next((c for c in console.registry.centres if c.id == centre_id), None)
+    return f"{centre.name.ko} {centre.name.en}" if centre else centre_id
+
+
+def _hospital_name(console: Console, hospital_id: str) -> str:
+    hospital = console.registry.hospital(hospital_id)
+    return f"{hospital.name.ko} {hospital.name.en}" if hospital else hospital_id

@@ -1,0 +1,262 @@
+"""What the console's API takes and returns (and the pages' forms are turned into)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from contracts.hospital_v1 import ServiceCode
+from contracts.referral import ReviewRefusal
+from services.tasks.operations import Task
+
+Service = Literal["referral", "scheduling"]
+Kind = Literal["review", "care-plan", "pre-discharge-visit", "post-discharge-visit"]
+Status = Literal["open", "claimed", "done", "cancelled", "suspended"]
+SERVICE_OF: dict[str, Service] = {
+    "review": "referral",
+    "care-plan": "referral",
+    "pre-discharge-visit": "scheduling",
+    "post-discharge-visit": "scheduling",
+}
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ErrorOut(_Out):
+    error: str = Field(description="a stable code: unauthorized, not-found, claimed-by-other, …")
+    message: str
+
+
+class LoginIn(_In):
+    username: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=1, max_length=200)
+
+
+class UserOut(_Out):
+    username: str
+    display_name: str
+    centre_id: str
+    role: Literal["coordinator", "lead"]
+
+
+class TokenOut(_Out):
+    token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 (a scheme name, not a secret)
+    expires_in: int = Field(description="seconds")
+    user: UserOut
+
+
+class TaskOut(_Out):
+    service: Service
+    id: int
+    kind: Kind
+    case_id: str
+    centre_id: str
+    priority: Literal["routine", "urgent"]
+    due_at: datetime
+    window_start: datetime | None
+    status: Status
+    overdue: bool
+    claimed_by: str | None
+    lease_until: datetime | None
+    attempts: int
+    result: dict[str, Any] | None
+    created_at: datetime
+    completed_at: datetime | None
+    completed_by: str | None
+
+    @classmethod
+    def of(cls, service: Service, task: Task, now: datetime) -> TaskOut:
+        return cls(
+            service=service,
+            id=task.id,
+            kind=task.kind,  # type: ignore[arg-type]
+            case_id=task.case_id,
+            centre_id=task.centre_id,
+            priority=task.priority,  # type: ignore[arg-type]
+            due_at=task.due_at,
+            window_start=task.window_start,
+            status=task.status,  # type: ignore[arg-type]
+            overdue=task.overdue(now),
+            claimed_by=task.claimed_by,
+            lease_until=task.lease_until,
+            attempts=task.attempts,
+            result=task.result,
+            created_at=task.created_at,
+            completed_at=task.completed_at,
+            completed_by=task.completed_by,
+        )
+
+
+class QueueOut(_Out):
+    centre_id: str
+    tasks: list[TaskOut]
+
+
+class CaseFacts(_Out):
+    """What referral and scheduling know of the case (no personal data)."""
+
+    case_id: str
+    hospital_id: str | None = None
+    referral_id: str | None = None
+    centre_id: str | None = None
+    priority: str | None = None
+    fee_support: str | None = None
+    requested_services: list[str] = []
+    policy_year: int | None = None
+    closed: bool | None = None
+    reviewed: bool | None = None
+    expected_discharge_date: date | None = None
+    discharged_at: datetime | None = None
+    hold_reason: str | None = None
+    services_linked: bool | None = None
+
+
+class AddressOut(_Out):
+    district: str | None = None
+    dong: str | None = None
+    street: str | None = None
+    detail: str | None = None
+
+
+class PatientOut(_Out):
+    name: str | None = None
+    birth_date: str | None = None
+    sex: str | None = None
+    phone: str | None = None
+    address: AddressOut
+    household_size: int | None = None
+    monthly_household_income_krw: int | None = None
+    registered_disability: bool | None = None
+    lives_alone: bool | None = None
+    has_family_caregiver: bool | None = None
+    uses_public_care: bool | None = None
+
+
+class SocialWorkerOut(_Out):
+    name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+
+
+class ConsentOut(_Out):
+    given: bool | None = None
+    obtained_at: str | None = None
+    method: str | None = None
+
+
+class ReferralDetails(_Out):
+    """One hospital referral of the case, as the hospital sent it, with its corrections."""
+
+    hospital_id: str
+    referral_id: str
+    outcome: str
+    received_at: datetime
+    submitted_at: str | None = None
+    patient: PatientOut
+    mobility: str | None = None
+    care_precautions: str = ""
+    social_worker: SocialWorkerOut
+    consent: ConsentOut
+    admission_date: str | None = None
+    expected_discharge_date: str | None = None
+    priority: str | None = None
+    do_not_contact: bool = False
+    requested_services: list[str] = []
+    updated_at: datetime | None = None
+    discharged_at: str | None = None
+
+
+class PersonalDetails(_Out):
+    """Personal data from intake; every read of it is recorded in intake's access audit."""
+
+    case_id: str
+    referrals: list[ReferralDetails]
+
+
+class TaskDetailOut(_Out):
+    task: TaskOut
+    case: CaseFacts
+    case_tasks: list[TaskOut] = Field(description="every task of the case, in both services")
+    personal: PersonalDetails | None
+
+
+class ReviewResult(_In):
+    """Result of a review task."""
+
+    decision: Literal["eligible", "ineligible"]
+    reason_code: ReviewRefusal | None = None
+
+    @model_validator(mode="after")
+    def _reason(self) -> ReviewResult:
+        if self.decision == "ineligible" and self.reason_code is None:
+            raise ValueError("an ineligible decision needs a reason_code")
+        return self
+
+
+class PlanLineIn(_In):
+    service: ServiceCode
+    quantity: int = Field(description="whole units of the service (half-hours, days, hours, meals)")
+
+
+class CarePlanResult(_In):
+    """Result of a care-plan task: a plan (lines; none = a first week of each requested
+    service), or `waitlist` / `could-not-deliver`."""
+
+    decision: Literal["plan", "waitlist", "could-not-deliver"] = "plan"
+    lines: list[PlanLineIn] | None = None
+
+    @model_validator(mode="after")
+    def _lines(self) -> CarePlanResult:
+        if self.decision != "plan" and self.lines:
+            raise ValueError(f"a {self.decision} decision takes no lines")
+        return self
+
+
+class VisitResult(_In):
+    """Result of a visit task: reached (a visit or call) or not (a failed contact attempt)."""
+
+    reached: bool
+    precautions_acknowledged: bool | None = None
+    findings: list[str] = Field(default=[], max_length=20, description="coded findings only")
+    notes: str | None = Field(
+        default=None, max_length=4000, description="free text; stays in scheduling"
+    )
+
+    @model_validator(mode="after")
+    def _reached(self) -> VisitResult:
+        if self.reached and self.precautions_acknowledged is None:
+            raise ValueError("a visit that reached the person needs precautions_acknowledged")
+        if not self.reached and (self.findings or self.notes or self.precautions_acknowledged):
+            raise ValueError("a failed contact attempt takes no findings, notes or precautions")
+        return self
+
+
+TaskResult = ReviewResult | CarePlanResult | VisitResult
+RESULT_OF_KIND: dict[str, type[BaseModel]] = {
+    "review": ReviewResult,
+    "care-plan": CarePlanResult,
+    "pre-discharge-visit": VisitResult,
+    "post-discharge-visit": VisitResult,
+}
+
+
+class CompleteOut(_Out):
+    task: TaskOut
+    outcome: str = Field(
+        description="reviewed, plan, partial, cap-exhausted, waitlisted, could-not-deliver, "
+        "visited, contact-failed, unreachable"
+    )
+    details: dict[str, Any] = {}
+
+
+class ReassignIn(_In):
+    to: str = Field(min_length=1, max_length=100, description="username of a colleague")
