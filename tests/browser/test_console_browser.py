@@ -8,9 +8,8 @@ else into a temporary folder so a test run leaves the working tree clean.
 
 from __future__ import annotations
 
-import os
-
 import asyncio
+import os
 import re
 import time
 from collections.abc import AsyncIterator
