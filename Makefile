@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-unit lint docs docs-check clean
+.PHONY: help setup run demo test test-unit lint docs docs-check bench bench-quick chaos chaos-quick screenshots clean
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ setup: $(STAMP) ## create .venv and install carelink with its tools
 
 run: $(STAMP) ## start broker, PostgreSQL and the four services locally until Ctrl-C
 	$(PY) -m services.stack
+
+demo: $(STAMP) ## make run, plus simulated hospital and coordinators with live progress
+	$(PY) -m services.stack --demo
 
 test: $(STAMP) ## run the whole test suite (unit, contract, integration, end-to-end)
 	$(PY) -m pytest
@@ -38,6 +41,21 @@ docs: $(STAMP) ## regenerate the JSON Schemas and the AsyncAPI document from the
 
 docs-check: $(STAMP) ## fail if the committed schemas differ from the code
 	$(PY) -m contracts.docs --check
+
+bench: $(STAMP) ## measure throughput, latency, scale and memory; writes docs/bench/result.*
+	$(PY) -m services.bench
+
+bench-quick: $(STAMP) ## a short benchmark run, to try it out
+	$(PY) -m services.bench --quick
+
+chaos: $(STAMP) ## fault injection: kills, freezes, restarts; prints a verdict (docs/chaos/)
+	$(PY) -m services.chaos
+
+chaos-quick: $(STAMP) ## a short fault-injection run
+	$(PY) -m services.chaos --quick
+
+screenshots: $(STAMP) ## refresh the console screenshots in docs/ (runs the browser test)
+	CARELINK_SCREENSHOTS=1 $(PY) -m pytest tests/browser -q
 
 clean: ## remove local data and logs (.local); keeps .venv
 	rm -rf .local

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -35,6 +36,15 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="force the infrastructure choice (default: auto, or $CARELINK_LOCALINFRA)",
     )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="also run the simulated hospital and coordinators with live progress "
+        "(`make demo`); the system keeps running afterwards until Ctrl-C",
+    )
+    parser.add_argument(
+        "--demo-count", type=int, default=60, help="referrals the demo sends (default 60)"
+    )
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -60,7 +70,15 @@ def main(argv: list[str] | None = None) -> int:
             f"\nAll of this is in {args.dir / 'system.json'}. Ctrl-C stops everything.\n",
             flush=True,
         )
+        demo = _start_demo(args) if args.demo else None
         while not stop.wait(1.0):
+            if demo is not None and demo.poll() is not None:
+                print(
+                    f"\ndemo finished (exit {demo.returncode}); carelink keeps running. "
+                    "Ctrl-C stops everything.",
+                    flush=True,
+                )
+                demo = None
             for name, process in system.services.items():
                 if not process.running():
                     print(
@@ -69,10 +87,32 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     return 1
         print("stopping ...", flush=True)
+        if demo is not None:
+            demo.terminate()
         return 0
     finally:
         system.stop()
         print("stopped.", flush=True)
+
+
+def _start_demo(args: argparse.Namespace) -> subprocess.Popen[bytes]:
+    """The simulators as a child process, sharing this terminal for their live display."""
+    return subprocess.Popen(  # noqa: S603
+        [
+            sys.executable,
+            "-m",
+            "services.simulators",
+            "demo",
+            "--system",
+            str(args.dir / "system.json"),
+            "--count",
+            str(args.demo_count),
+            "--delay",
+            "0.5",
+            "3",
+        ],
+        cwd=REPO_ROOT,
+    )
 
 
 if __name__ == "__main__":

@@ -126,7 +126,13 @@ def _setting_names(model: type[BaseModel]) -> set[str]:
 
 
 def _allowed_settings_variables() -> set[str]:
-    return _setting_names(ServiceSettings) | _setting_names(KafkaSettings)
+    from services.console.settings import ConsoleSettings
+
+    return (
+        _setting_names(ServiceSettings)
+        | _setting_names(KafkaSettings)
+        | _setting_names(ConsoleSettings)
+    )
 
 
 def _created_databases() -> dict[str, str]:
