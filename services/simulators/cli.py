@@ -141,6 +141,11 @@ def _hospital_args(parser: argparse.ArgumentParser) -> None:
         "'default' is every kind, so every terminal status",
     )
     parser.add_argument("--seed", type=int, default=None, help="repeat a run's scripts")
+    parser.add_argument(
+        "--district",
+        default=None,
+        help="put every served patient in this district (e.g. Songpa-gu: one centre's queue)",
+    )
     parser.add_argument("--run-id", default=None, help="referral ids are sim-<run-id>-NNNNN")
 
 
@@ -240,6 +245,7 @@ def hospital_command(args: argparse.Namespace) -> int:
             run_id=args.run_id,
             stop=stop,
             timeout=args.timeout,
+            district=args.district,
             on_progress=lambda stats: display.show(stats, None),
         )
 
@@ -317,6 +323,7 @@ def demo_command(args: argparse.Namespace) -> int:
                 board=board,
                 stop=stop,
                 timeout=args.timeout,
+                district=args.district,
                 on_progress=on_hospital,
             )
         finally:

@@ -406,6 +406,7 @@ async def run_hospital(
     board: Board | None = None,
     stop: asyncio.Event | None = None,
     timeout: float | None = None,
+    district: str | None = None,
 ) -> HospitalStats:
     """Submit `count` scripted referrals at `rate` per second (0: all at once) and follow
     them until every one is terminal, `stop` is set or `timeout` seconds have passed.
@@ -416,7 +417,7 @@ async def run_hospital(
     if seed is None:
         seed = random.SystemRandom().randrange(2**31)
     run_id = run_id or new_run_id()
-    scripts = generate(count, mix, seed=seed, run_id=run_id)
+    scripts = generate(count, mix, seed=seed, run_id=run_id, district=district)
     hospital = SimulatedHospital(
         bootstrap, hospital_id, scripts, seed=seed, run_id=run_id, board=board
     )

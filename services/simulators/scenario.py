@@ -246,10 +246,16 @@ class Mix:
 
 
 def generate(
-    count: int, mix: Mix | None = None, *, seed: int | None = None, run_id: str | None = None
+    count: int,
+    mix: Mix | None = None,
+    *,
+    seed: int | None = None,
+    run_id: str | None = None,
+    district: str | None = None,
 ) -> list[Script]:
     """`count` scripts in submission order. `run_id` makes the referral ids unique per run
-    (default: derived from the seed, so the same seed gives the same ids)."""
+    (default: derived from the seed, so the same seed gives the same ids). `district`
+    puts every served patient in that district (one centre's queue), e.g. for a demo."""
     mix = mix or Mix()
     if seed is None:
         seed = random.SystemRandom().randrange(2**31)
@@ -292,7 +298,15 @@ def generate(
                 previous = script.referral_id
         else:
             scripts.append(_script(slot, len(scripts), run, rng))
+    if district is not None:
+        scripts = [_in_district(script, district) for script in scripts]
     return scripts
+
+
+def _in_district(script: Script, district: str) -> Script:
+    if script.submission.get("district") not in SERVED_DISTRICTS:
+        return script  # an outside-the-area script stays outside
+    return replace(script, submission={**script.submission, "district": district})
 
 
 def _script(

@@ -13,6 +13,7 @@ from faker.providers.person.ko_KR import Provider as KoreanNames
 from contracts.hospital_v1 import CancelReason, ReferralSubmitted
 from services.simulators.scenario import (
     KINDS,
+    SERVED_DISTRICTS,
     TERMINAL,
     Board,
     Mix,
@@ -170,3 +171,11 @@ def test_board_gates_a_task_until_the_hospital_has_seen_its_step() -> None:
     assert board.gate_open("h", rid, "pre-discharge-visit")
     assert board.script("other", rid) is None
     assert board.gate_open("h", "unknown", "review")
+
+
+def test_district_puts_every_served_patient_in_that_district_and_leaves_outsiders_outside() -> None:
+    scripts = generate(60, seed=11, district="Songpa-gu")
+    districts = {s.submission.get("district") for s in scripts}
+    assert "Songpa-gu" in districts
+    assert all(d == "Songpa-gu" or d not in SERVED_DISTRICTS for d in districts)
+    assert any(d not in SERVED_DISTRICTS for d in districts)  # the outside-area scripts
