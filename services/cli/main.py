@@ -432,14 +432,20 @@ def run_outbox(args: argparse.Namespace) -> int:
         {"services": rows},
         as_json=args.json,
         text=lambda: render_table(
-            ["SERVICE", "UNPUBLISHED", "OLDEST", "ERROR"],
+            ["SERVICE", "UNPUBLISHED", "OLDEST", "SET ASIDE", "ERROR"],
             [
-                [r["service"], r["unpublished"], format_age(r["oldest_age_s"]), r["error"]]
+                [
+                    r["service"],
+                    r["unpublished"],
+                    format_age(r["oldest_age_s"]),
+                    r["set_aside"],
+                    r["error"],
+                ]
                 for r in rows
             ],
         ),
     )
-    return EXIT_PROBLEM if any(r["error"] for r in rows) else EXIT_OK
+    return EXIT_PROBLEM if any(r["error"] or r["set_aside"] for r in rows) else EXIT_OK
 
 
 def run_status(args: argparse.Namespace) -> int:

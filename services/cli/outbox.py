@@ -11,8 +11,10 @@ import asyncpg
 from services.cli.connect import System
 from services.runtime.settings import SERVICES
 
-BACKLOG_SQL = """SELECT count(*) AS unpublished,
-                        extract(epoch FROM now() - min(created_at))::float8 AS oldest_age_s
+BACKLOG_SQL = """SELECT count(*) FILTER (WHERE failed_at IS NULL) AS unpublished,
+                        count(*) FILTER (WHERE failed_at IS NOT NULL) AS set_aside,
+                        extract(epoch FROM now() - min(created_at) FILTER (WHERE failed_at IS NULL))::float8
+                            AS oldest_age_s
                    FROM outbox WHERE published_at IS NULL"""
 
 
@@ -21,6 +23,8 @@ async def service_backlog(service: str, url: str, *, timeout: float) -> dict[str
         "service": service,
         "unpublished": None,
         "oldest_age_s": None,
+        # Rows the broker refused for good (e.g. too large): kept with their reason.
+        "set_aside": None,
         "error": None,
     }
     try:
@@ -31,6 +35,7 @@ async def service_backlog(service: str, url: str, *, timeout: float) -> dict[str
     try:
         record = await asyncio.wait_for(conn.fetchrow(BACKLOG_SQL), timeout)
         row["unpublished"] = int(record["unpublished"])
+        row["set_aside"] = int(record["set_aside"])
         age = record["oldest_age_s"]
         row["oldest_age_s"] = None if age is None else round(float(age), 1)
     except Exception as exc:

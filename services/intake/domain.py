@@ -106,12 +106,14 @@ def refuse_constant(name: str) -> object:
 
 
 def first_nul(value: object, path: str = "") -> str | None:
-    """The path of the first string (or key) holding a NUL character, if any."""
+    """The path of the first string (or key) holding a NUL character, if any; the NUL
+    itself is written as \\u0000 in the path, which must be storable too."""
     if isinstance(value, str):
         return (path or "data") if "\x00" in value else None
     if isinstance(value, dict):
         for key, item in value.items():
-            here = f"{path}.{key}" if path else str(key)
+            name = str(key).replace("\x00", "\\u0000")
+            here = f"{path}.{name}" if path else name
             if "\x00" in str(key):
                 return here
             found = first_nul(item, here)
@@ -123,3 +125,42 @@ def first_nul(value: object, path: str = "") -> str | None:
             if found:
                 return found
     return None
+
+
+# A submission's dates must make sense before any rule uses them: a clock a little
+# ahead is tolerated, a year-9999 submission is not.
+CLOCK_SKEW = timedelta(days=1)
+LONGEST_STAY_AHEAD = timedelta(days=366)
+
+
+def implausible(
+    submission: ReferralSubmitted, *, policies: PolicyBook, now: datetime
+) -> list[FieldError]:
+    """Dates the contract's types allow but no real referral has, as field errors."""
+    errors: list[FieldError] = []
+    submitted_on = seoul_date(submission.submitted_at)
+    if submission.submitted_at > now + CLOCK_SKEW:
+        errors.append(FieldError(field="submitted_at", message="is in the future", type="date"))
+    elif submitted_on.year < min(policies.years):
+        errors.append(
+            FieldError(
+                field="submitted_at",
+                message=f"is before {min(policies.years)}, the first year with a policy",
+                type="date",
+            )
+        )
+    if submission.patient.birth_date > submitted_on:
+        errors.append(
+            FieldError(
+                field="patient.birth_date", message="is after the submission date", type="date"
+            )
+        )
+    if submission.expected_discharge_date > submitted_on + LONGEST_STAY_AHEAD:
+        errors.append(
+            FieldError(
+                field="expected_discharge_date",
+                message="is more than a year after the submission",
+                type="date",
+            )
+        )
+    return errors

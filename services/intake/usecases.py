@@ -85,8 +85,11 @@ class Intake:
             await reject.invalid("ce_type", "unknown event type")
             return
         try:
-            data = json.loads(record.value, parse_constant=domain.refuse_constant)
-        except (UnicodeDecodeError, ValueError):  # JSONDecodeError is a ValueError
+            # Decoded as UTF-8 first: json.loads would guess UTF-16/32 from raw bytes, but
+            # JSON between systems is UTF-8 (RFC 8259, 8.1).
+            text = record.value.decode("utf-8")
+            data = json.loads(text, parse_constant=domain.refuse_constant)
+        except (UnicodeDecodeError, ValueError, RecursionError):  # JSONDecodeError: ValueError
             await reject.invalid("data", "not JSON")
             return
         if not isinstance(data, dict):
@@ -98,10 +101,17 @@ class Intake:
             await reject.invalid(nul_at, "contains a NUL character")
             return
         try:
-            event: Any = model.model_validate(data)
+            # Strict: the JSON types of the contract, no coercion ("1" is not a household
+            # size, 1 is not a consent); ISO 8601 strings are how JSON carries dates.
+            event: Any = model.model_validate_json(text, strict=True)
         except ValidationError as exc:
             await reject.send("invalid-referral", CONTRACT_REASON, domain.field_errors(exc))
             return
+        if isinstance(event, hv1.ReferralSubmitted):
+            implausible = domain.implausible(event, policies=self._policies, now=datetime.now(UTC))
+            if implausible:
+                await reject.send("invalid-referral", CONTRACT_REASON, implausible)
+                return
         if event.referral_id != referral_id:
             await reject.invalid("referral_id", "differs from the record key")
             return

@@ -34,3 +34,8 @@ OUTBOX_PUBLISHED = Counter(
     "Outbox rows published and acknowledged by the broker",
     ["service"],
 )
+OUTBOX_FAILED = Counter(
+    "carelink_outbox_failed_total",
+    "Outbox rows the broker refused for good (set aside with the reason)",
+    ["service"],
+)

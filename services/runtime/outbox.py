@@ -15,15 +15,17 @@ import asyncio
 import base64
 import contextlib
 from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from pydantic import BaseModel
 
 from contracts.cloudevents import Envelope
 from services.runtime.db import init_connection
 from services.runtime.logging import get_logger
-from services.runtime.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
+from services.runtime.metrics import OUTBOX_BACKLOG, OUTBOX_FAILED, OUTBOX_PUBLISHED
 
 log = get_logger(__name__)
 
@@ -72,7 +74,9 @@ async def enqueue_event(
 
 
 async def backlog(conn: asyncpg.Connection) -> int:
-    count: int = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM outbox WHERE published_at IS NULL AND failed_at IS NULL"
+    )
     return count
 
 
@@ -159,7 +163,7 @@ class OutboxRelay:
     async def _publish_batch(self, conn: asyncpg.Connection) -> int:
         rows = await conn.fetch(
             "SELECT id, topic, key, value, headers FROM outbox"
-            " WHERE published_at IS NULL ORDER BY id LIMIT $1",
+            " WHERE published_at IS NULL AND failed_at IS NULL ORDER BY id LIMIT $1",
             self._batch_size,
         )
         if not rows:
@@ -167,23 +171,54 @@ class OutboxRelay:
             return 0
         # send() only queues; awaiting every future afterwards lets aiokafka batch the
         # records while keeping outbox order per partition.
-        futures = [
-            await self._producer.send(
-                row["topic"],
-                value=row["value"],
-                key=row["key"],
-                headers=decode_headers(row["headers"]),
-            )
-            for row in rows
-        ]
-        await asyncio.gather(*futures)
-        ids = [row["id"] for row in rows]
+        sent: list[tuple[int, asyncio.Future[Any]]] = []
+        failed: dict[int, str] = {}
+        for row in rows:
+            try:
+                future = await self._producer.send(
+                    row["topic"],
+                    value=row["value"],
+                    key=row["key"],
+                    headers=decode_headers(row["headers"]),
+                )
+            except KafkaError as exc:
+                if exc.retriable:
+                    raise
+                failed[row["id"]] = f"{type(exc).__name__}: {exc}"
+                continue
+            sent.append((row["id"], future))
+        results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
+        published: list[int] = []
+        transient: BaseException | None = None
+        for (row_id, _), result in zip(sent, results, strict=True):
+            if not isinstance(result, BaseException):
+                published.append(row_id)
+            elif isinstance(result, KafkaError) and not result.retriable:
+                failed[row_id] = f"{type(result).__name__}: {result}"
+            else:
+                transient = transient or result
         await conn.execute(
-            "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", ids
+            "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", published
         )
-        OUTBOX_PUBLISHED.labels(self._service).inc(len(ids))
+        if failed:
+            await self._give_up(conn, failed)
+        OUTBOX_PUBLISHED.labels(self._service).inc(len(published))
         OUTBOX_BACKLOG.labels(self._service).set(await backlog(conn))
+        if transient is not None:
+            raise transient  # the relay loop waits and retries what is left
         return len(rows)
+
+    async def _give_up(self, conn: asyncpg.Connection, failed: dict[int, str]) -> None:
+        """Rows the broker will never take (too large, a bad topic) are set aside with the
+        reason instead of stopping every later row; `carelink outbox` shows them."""
+        for row_id, error in failed.items():
+            await conn.execute(
+                "UPDATE outbox SET failed_at = now(), error = $2 WHERE id = $1",
+                row_id,
+                error[:2000],
+            )
+        OUTBOX_FAILED.labels(self._service).inc(len(failed))
+        log.error("outbox rows the broker refuses for good were set aside", count=len(failed))
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:

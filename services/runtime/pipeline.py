@@ -254,4 +254,5 @@ class Pipeline:
             value=record.value,
             headers=record.headers,
             error=error,
+            max_bytes=self._max_bytes,
         )
