@@ -17,7 +17,7 @@ def _topics(registry: Registry) -> list[str]:
 
 
 def _handler(context: ServiceContext) -> Handler:
-    return Intake(policies=context.policies, registry=context.registry).handle
+    return Intake(policies=context.policies, registry=context.registry)
 
 
 SPEC = ServiceSpec(

@@ -64,6 +64,12 @@ class Intake:
         else:
             await self._hospital_record(conn, record)
 
+    __call__ = handle
+
+    def wants(self, record: Record) -> bool:
+        """Every hospital record; of care.cases only the closures intake follows."""
+        return record.topic != CASES or self._case_events.wants(record)
+
     # -- hospital records -----------------------------------------------------------
 
     async def _hospital_record(self, conn: asyncpg.Connection, record: Record) -> None:

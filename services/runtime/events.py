@@ -64,6 +64,17 @@ class CaseEventRouter:
 
     def __init__(self, handlers: Mapping[type[CaseEvent], CaseHandler]) -> None:
         self._handlers = dict(handlers)
+        self._types = frozenset(model.ce_type for model in handlers)
+
+    def wants(self, record: Record) -> bool:
+        """Whether the record is one of the routed types, read from its header alone.
+
+        The pipeline asks before it opens a transaction: the other event types are
+        acknowledged without touching the database (no inbox row, no round trip).
+        A record without a readable ce_type is wanted, so it fails loudly.
+        """
+        ce_type = record.header("ce_type")
+        return ce_type is None or ce_type in self._types
 
     async def __call__(self, conn: asyncpg.Connection, record: Record) -> None:
         event = read_case_event(record)

@@ -198,6 +198,7 @@ def subscribe(
             auto_offset_reset="earliest",
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=settings.heartbeat_interval_ms,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
             decoder=_raw_body,
             parser=_lenient_parser,
         )
@@ -214,6 +215,7 @@ def subscribe(
             auto_offset_reset="earliest",
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=settings.heartbeat_interval_ms,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
             decoder=_raw_body,
             parser=_lenient_parser,
         )

@@ -95,6 +95,9 @@ class Pipeline:
         self.consumer = consumer
         self._pool = pool
         self._handler = handler
+        # Handlers that use a few event types say which (CaseEventRouter.wants): the rest
+        # are acknowledged without a transaction.
+        self._wants: Callable[[Record], bool] | None = getattr(handler, "wants", None)
         self._retry = retry
         self._max_bytes = max_record_bytes
         # What to do with a record too large to store; None = dead-letter it.
@@ -102,6 +105,9 @@ class Pipeline:
         self.last_transient_error: str | None = None
 
     async def __call__(self, record: Record) -> None:
+        if self._wants is not None and not self._wants(record):
+            MESSAGES.labels(self.service, self.consumer, "skipped").inc()
+            return
         structlog.contextvars.bind_contextvars(
             topic=record.topic,
             partition=record.partition,
@@ -179,6 +185,14 @@ class Pipeline:
         committed) and handles its records one at a time with the usual retries, so
         batching changes how many commits a record takes, never what happens to it.
         """
+        if self._wants is not None:
+            wanted = [r for r in records if self._wants(r)]
+            skipped = len(records) - len(wanted)
+            if skipped:
+                MESSAGES.labels(self.service, self.consumer, "skipped").inc(skipped)
+            records = wanted
+        if not records:
+            return
         if len(records) == 1:
             await self(records[0])
             return

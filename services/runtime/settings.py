@@ -34,6 +34,9 @@ class KafkaSettings(BaseSettings):
     # Tansu makes each join wait half the session timeout; tests and `make run` lower these.
     session_timeout_ms: int = Field(default=10_000, ge=1000)
     heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    # How long the broker may hold a fetch with no data: the consumer's latency floor
+    # per hop when traffic is light (aiokafka's default is 500 ms).
+    fetch_max_wait_ms: int = Field(default=50, ge=0)
     # Hospitals write by hand; refuse records larger than this before they reach a store.
     max_record_bytes: int = 1_000_000
 

@@ -175,3 +175,28 @@ async def test_batch_subscriber_handles_everything_in_order_and_commits_to_the_e
 
             await wait_until(committed_to_the_end, timeout=15, what="offsets committed")
     assert order == [f"v{i}".encode() for i in range(50)]
+
+
+async def test_records_a_handler_does_not_want_are_acknowledged_without_a_transaction(
+    endpoints: Endpoints, tmp_path: Path
+) -> None:
+    url = await migrated_database(endpoints, tmp_path)
+    records = _records(unique("b"), 6)
+
+    class Picky:
+        """Wants only even offsets, like a service using a few care.cases event types."""
+
+        def wants(self, record: Record) -> bool:
+            return record.offset % 2 == 0
+
+        async def __call__(self, conn: asyncpg.Connection, record: Record) -> None:
+            await _write_state(conn, record)
+
+    async with pool_for(url) as pool:
+        pipeline = _pipeline(pool, Picky())
+        await pipeline.handle_batch(records)
+        await pipeline(records[1])  # one at a time too
+        states = sorted(r["value"] for r in await state_rows(pool))
+        inbox = await inbox_rows(pool)
+    assert states == [b"v0", b"v2", b"v4"]
+    assert len(inbox) == 3  # no inbox rows for the unwanted ones: no transaction at all
