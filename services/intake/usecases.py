@@ -79,7 +79,7 @@ class Intake:
         referral_id = record.key_text
         if not referral_id or len(referral_id) > 64:
             raise PermanentError("record has no usable key: cannot tie it to a referral")
-        reject = _Rejecter(self, conn, record, hospital_id, referral_id)
+        reject = _Rejecter(conn, record, hospital_id, referral_id)
 
         try:
             envelope = Envelope.from_headers(record.headers)
@@ -162,7 +162,7 @@ class Intake:
                     cause=record,
                 )
             else:
-                await self._emit_rejected(
+                await emit_rejected(
                     conn,
                     record,
                     existing.case_id,
@@ -192,7 +192,7 @@ class Intake:
                 await emit(
                     conn, _received(case_id, sub, now, "unknown"), service=SERVICE, cause=record
                 )
-            await self._emit_rejected(
+            await emit_rejected(
                 conn,
                 record,
                 case_id,
@@ -338,33 +338,6 @@ class Intake:
                 cause=record,
             )
 
-    async def _emit_rejected(
-        self,
-        conn: asyncpg.Connection,
-        record: Record,
-        case_id: str,
-        hospital_id: str,
-        referral_id: str,
-        reason_code: str,
-        reason: str,
-        errors: list[FieldError] | None = None,
-    ) -> None:
-        log.info("referral rejected", case_id=case_id, reason_code=reason_code)
-        await emit(
-            conn,
-            CaseRejected(
-                case_id=case_id,
-                hospital_id=hospital_id,
-                referral_id=referral_id,
-                occurred_at=datetime.now(UTC),
-                reason_code=reason_code,  # type: ignore[arg-type]
-                reason=reason,
-                errors=errors or [],
-            ),
-            service=SERVICE,
-            cause=record,
-        )
-
     # -- closures seen on care.cases ------------------------------------------------
 
     async def _case_closed(
@@ -385,20 +358,24 @@ async def reject_oversized(conn: asyncpg.Connection, record: Record, limit: int)
     referral_id = record.key_text
     if hospital_id is None or not referral_id or len(referral_id) > 64:
         raise PermanentError(f"record larger than {limit} bytes")
-    await store.lock_referral_key(conn, hospital_id, referral_id)
-    existing = await store.find(conn, hospital_id, referral_id)
-    case_id = existing.case_id if existing else new_case_id()
-    if existing is None:
-        await store.add_case(conn, case_id, person_id=None, open=False)
-        await store.add_referral(
-            conn,
-            hospital_id=hospital_id,
-            referral_id=referral_id,
-            case_id=case_id,
-            content_hash=None,
-            outcome="rejected:invalid-referral",
-            submission=None,
-        )
+    await _Rejecter(conn, record, hospital_id, referral_id).send(
+        "invalid-referral",
+        CONTRACT_REASON,
+        [FieldError(field="data", message=f"record larger than {limit} bytes", type="size")],
+    )
+
+
+async def emit_rejected(
+    conn: asyncpg.Connection,
+    record: Record,
+    case_id: str,
+    hospital_id: str,
+    referral_id: str,
+    reason_code: str,
+    reason: str,
+    errors: list[FieldError] | None = None,
+) -> None:
+    log.info("referral rejected", case_id=case_id, reason_code=reason_code)
     await emit(
         conn,
         CaseRejected(
@@ -406,11 +383,9 @@ async def reject_oversized(conn: asyncpg.Connection, record: Record, limit: int)
             hospital_id=hospital_id,
             referral_id=referral_id,
             occurred_at=datetime.now(UTC),
-            reason_code="invalid-referral",
-            reason=CONTRACT_REASON,
-            errors=[
-                FieldError(field="data", message=f"record larger than {limit} bytes", type="size")
-            ],
+            reason_code=reason_code,  # type: ignore[arg-type]
+            reason=reason,
+            errors=errors or [],
         ),
         service=SERVICE,
         cause=record,
@@ -423,13 +398,12 @@ class _Rejecter:
 
     def __init__(
         self,
-        intake: Intake,
         conn: asyncpg.Connection,
         record: Record,
         hospital_id: str,
         referral_id: str,
     ) -> None:
-        self._intake, self._conn, self._record = intake, conn, record
+        self._conn, self._record = conn, record
         self._hospital_id, self._referral_id = hospital_id, referral_id
 
     async def invalid(self, field: str, message: str) -> None:
@@ -455,7 +429,7 @@ class _Rejecter:
             )
         else:
             case_id = existing.case_id
-        await self._intake._emit_rejected(
+        await emit_rejected(
             self._conn,
             self._record,
             case_id,
