@@ -138,10 +138,11 @@ def implausible(
 ) -> list[FieldError]:
     """Dates the contract's types allow but no real referral has, as field errors."""
     errors: list[FieldError] = []
-    submitted_on = seoul_date(submission.submitted_at)
     if submission.submitted_at > now + CLOCK_SKEW:
-        errors.append(FieldError(field="submitted_at", message="is in the future", type="date"))
-    elif submitted_on.year < min(policies.years):
+        # Checked before any date arithmetic: near year 9999 it would overflow.
+        return [FieldError(field="submitted_at", message="is in the future", type="date")]
+    submitted_on = seoul_date(submission.submitted_at)
+    if submitted_on.year < min(policies.years):
         errors.append(
             FieldError(
                 field="submitted_at",
