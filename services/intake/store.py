@@ -110,3 +110,26 @@ async def forget_referral(conn: asyncpg.Connection, hospital_id: str, referral_i
         referral_id,
     )
 
+
+async def submission_of(
+    conn: asyncpg.Connection, hospital_id: str, referral_id: str
+) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "SELECT case_id, submission FROM referrals WHERE hospital_id = $1 AND referral_id = $2"
+        " FOR UPDATE",
+        hospital_id,
+        referral_id,
+    )
+    return row
+
+
+async def move_referral(
+    conn: asyncpg.Connection, hospital_id: str, referral_id: str, case_id: str, *, outcome: str
+) -> None:
+    await conn.execute(
+        "UPDATE referrals SET case_id = $3, outcome = $4 WHERE hospital_id = $1 AND referral_id = $2",
+        hospital_id,
+        referral_id,
+        case_id,
+        outcome,
+    )

@@ -178,12 +178,15 @@ class Pipeline:
         return "handled"
 
     async def handle_batch(self, records: list[Record]) -> None:
-        """The fast path: one transaction for the whole batch, a savepoint per record.
+        """The fast path: one transaction for the whole batch.
 
-        A permanent error rolls back that record's savepoint only and dead-letters it
-        in the same transaction. Anything else abandons the batch (nothing of it is
-        committed) and handles its records one at a time with the usual retries, so
-        batching changes how many commits a record takes, never what happens to it.
+        First without savepoints (two round trips fewer per record). If a record turns
+        out to be permanently bad, that attempt is rolled back and the batch is redone
+        with a savepoint per record: the bad one's savepoint is rolled back and it is
+        dead-lettered in the same transaction. Anything else abandons the batch
+        (nothing of it is committed) and handles its records one at a time with the
+        usual retries, so batching changes how many commits a record takes, never what
+        happens to it.
         """
         if self._wants is not None:
             wanted = [r for r in records if self._wants(r)]
@@ -198,7 +201,10 @@ class Pipeline:
             return
         started = time.perf_counter()
         try:
-            outcomes, dead = await self._batch_once(records)
+            try:
+                outcomes, dead = await self._batch_once(records, savepoints=False)
+            except PermanentError:
+                outcomes, dead = await self._batch_once(records, savepoints=True)
         except Exception as exc:
             log.info(
                 "batch falls back to one record at a time", error=describe(exc), size=len(records)
@@ -222,7 +228,7 @@ class Pipeline:
         self.last_transient_error = None
 
     async def _batch_once(
-        self, records: Sequence[Record]
+        self, records: Sequence[Record], *, savepoints: bool
     ) -> tuple[list[str], list[tuple[Record, str]]]:
         outcomes: list[str] = []
         dead: list[tuple[Record, str]] = []
@@ -236,9 +242,14 @@ class Pipeline:
                     ce_type=record.header("ce_type"),
                 )
                 try:
-                    async with conn.transaction():  # a savepoint
+                    if savepoints:
+                        async with conn.transaction():  # a savepoint
+                            outcomes.append(await self._claim_and_handle(conn, record))
+                    else:
                         outcomes.append(await self._claim_and_handle(conn, record))
                 except PermanentError as exc:
+                    if not savepoints:
+                        raise  # the whole attempt rolls back; redone with savepoints
                     await self._write_dead_letter(conn, record, describe(exc))
                     outcomes.append("dead-lettered")
                     dead.append((record, describe(exc)))
