@@ -1,0 +1,253 @@
+"""The benchmark's bookkeeping: percentiles, targets and the Markdown report, no servers."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from services.bench.report import (
+    evaluate_targets,
+    figures,
+    latency_groups,
+    percentile,
+    percentiles,
+    render_markdown,
+    throughput_bars,
+)
+
+
+def a_result(**overrides: Any) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "date": "2026-01-02T03:04:05+00:00",
+        "machine": {
+            "cpu_model": "Test CPU",
+            "cores": 2,
+            "ram_gb": 8.0,
+            "python": "3.11.7",
+            "os": "Linux",
+            "infrastructure": "embedded",
+        },
+        "settings": {"mode": "quick", "command": "python -m services.bench --quick"},
+        "raw": {
+            "kafka": {
+                "messages": 10_000,
+                "message_bytes": 1_030,
+                "produce_rate": 30_000.0,
+                "consume_rate": 40_000.0,
+                "round_trip_rate": 10_000.0,
+                "latency_ms": {"p50": 5.0, "p95": 8.0, "p99": 10.0},
+                "latency_achieved_rate": 5_000.0,
+            },
+            "postgres": {
+                "batch_rows": 5_000,
+                "batch_rows_per_s": 30_000.0,
+                "single_rows": 2_000,
+                "single_rows_per_s": 4_000.0,
+            },
+        },
+        "intake": {
+            "batched": {
+                "referrals": 2_000,
+                "rate": 2_500.0,
+                "steady_rate": 2_600.0,
+                "latency_ms": {"p50": 40.0, "p95": 70.0, "p99": 90.0},
+                "latency_achieved_rate": 1_250.0,
+            },
+            "naive": {
+                "referrals": 2_000,
+                "rate": 500.0,
+                "latency_ms": {"p50": 50.0, "p95": 90.0, "p99": 150.0},
+            },
+        },
+        "loop": {
+            "referrals": 300,
+            "rate": 300.0,
+            "updates_per_referral": 9.0,
+            "case_events_per_referral": 11.0,
+        },
+        "scale": {"cases": 1_000_000, "intake": {"rate": 2_000.0}, "ratio": 0.8},
+        "memory": {
+            "peak_mb": {
+                "intake": 80.0,
+                "referral": 75.0,
+                "scheduling": 74.0,
+                "outcome": 210.0,
+                "console": 60.0,
+            },
+            "infrastructure_peak_mb": {"broker": 100.0},
+        },
+        "timings_s": {"raw kafka": 2.0, "total": 300.0},
+        "errors": [],
+    }
+    result.update(overrides)
+    return result
+
+
+def by_name(result: dict[str, Any]) -> dict[str, Any]:
+    return {t.name: t for t in evaluate_targets(result)}
+
+
+def test_percentile_interpolates_between_closest_ranks() -> None:
+    values = [1.0, 2.0, 3.0, 4.0]
+    assert percentile(values, 0) == 1.0
+    assert percentile(values, 100) == 4.0
+    assert percentile(values, 50) == pytest.approx(2.5)
+    assert percentile(list(range(1, 101)), 99) == pytest.approx(99.01)
+
+
+def test_percentile_does_not_depend_on_order() -> None:
+    assert percentile([5.0, 1.0, 3.0], 50) == 3.0
+
+
+def test_percentile_rejects_q_outside_0_to_100() -> None:
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
+
+
+def test_percentiles_of_nothing_are_nan_with_count_zero() -> None:
+    pct = percentiles([])
+    assert pct["count"] == 0
+    assert math.isnan(pct["p99"])
+
+
+def test_percentiles_summarise_a_sample() -> None:
+    pct = percentiles([float(v) for v in range(1, 1001)])
+    assert pct["count"] == 1000
+    assert pct["p50"] == pytest.approx(500.5)
+    assert pct["max"] == 1000.0
+    assert pct["mean"] == pytest.approx(500.5)
+
+
+def test_intake_throughput_is_met_at_a_fifth_of_the_raw_round_trip() -> None:
+    target = by_name(a_result())["intake throughput"]
+    assert target.value == pytest.approx(0.25)
+    assert target.met is True
+    assert target.verdict == "met"
+    assert "25.0%" in target.measured
+
+
+def test_intake_throughput_below_a_fifth_is_missed() -> None:
+    result = a_result()
+    result["intake"]["batched"]["rate"] = 1_999.0
+    target = by_name(result)["intake throughput"]
+    assert target.met is False
+    assert target.verdict == "missed"
+
+
+def test_latency_target_compares_p99_with_ten_times_the_raw_p99() -> None:
+    target = by_name(a_result())["intake latency"]
+    assert target.threshold == pytest.approx(100.0)
+    assert target.met is True
+    result = a_result()
+    result["intake"]["batched"]["latency_ms"]["p99"] = 100.1
+    assert by_name(result)["intake latency"].met is False
+
+
+def test_loop_target_is_three_percent_of_the_raw_rate() -> None:
+    assert by_name(a_result())["whole-loop throughput"].met is True
+    result = a_result()
+    result["loop"]["rate"] = 299.0
+    assert by_name(result)["whole-loop throughput"].met is False
+
+
+def test_scale_ratio_of_exactly_the_threshold_is_met() -> None:
+    target = by_name(a_result())["scale"]
+    assert target.met is True
+    assert "1,000,000" in target.rule
+
+
+def test_memory_target_per_process_including_other_system_processes() -> None:
+    targets = by_name(a_result())
+    assert targets["memory intake"].met is True
+    assert targets["memory outcome"].met is False
+    assert targets["memory outcome"].measured == "210 MB"
+    assert targets["memory console"].met is True
+
+
+def test_naive_gain_is_reported_without_a_verdict() -> None:
+    target = by_name(a_result())["batched vs naive"]
+    assert target.value == pytest.approx(5.0)
+    assert target.met is None
+    assert target.verdict == "report only"
+
+
+def test_missing_phases_are_not_measured_rather_than_failing() -> None:
+    result = a_result(loop=None, scale={}, memory={})
+    del result["intake"]["naive"]
+    targets = by_name(result)
+    assert targets["whole-loop throughput"].met is None
+    assert targets["whole-loop throughput"].measured == "not measured"
+    assert targets["scale"].verdict == "n/a"
+    assert targets["memory intake"].measured == "not measured"
+    assert targets["batched vs naive"].verdict == "n/a"
+    # The rest is still evaluated.
+    assert targets["intake throughput"].met is True
+
+
+def test_nan_figures_count_as_not_measured() -> None:
+    result = a_result()
+    result["intake"]["batched"]["latency_ms"] = percentiles([])
+    assert by_name(result)["intake latency"].met is None
+
+
+def test_markdown_names_the_machine_every_target_and_every_figure() -> None:
+    result = a_result()
+    text = render_markdown(result, evaluate_targets(result))
+    assert "Test CPU, 2 cores, 8.00 GB RAM, Python 3.11.7" in text
+    assert "infrastructure: embedded" in text
+    assert "2026-01-02T03:04:05+00:00" in text
+    for name in ("intake throughput", "intake latency", "whole-loop throughput", "scale"):
+        assert f"| {name} |" in text
+    assert "| met |" in text
+    assert "| missed |" in text
+    assert "| report only |" in text
+    for what, value in figures(result):
+        assert f"| {what} | {value} |" in text
+    assert "10,000/s" in text
+    assert "| peak RSS outcome | 210 MB |" in text
+
+
+def test_markdown_lists_problems_and_cpu_per_phase() -> None:
+    result = a_result(errors=["intake naive: PhaseTimeout: 10/2000"])
+    result["memory"]["cpu_seconds_by_phase"] = {"intake batched": {"intake": 3.0, "broker": 1.0}}
+    result["memory"]["machine_busy_cpu_seconds_by_phase"] = {"intake batched": 10.0}
+    text = render_markdown(result, evaluate_targets(result))
+    assert "- intake naive: PhaseTimeout: 10/2000" in text
+    assert "| intake batched | 3.00 | 1.00 | 10.00 | 6.00 |" in text
+
+
+def test_markdown_cells_escape_pipes() -> None:
+    result = a_result(errors=["a | b"])
+    assert "a \\| b" in render_markdown(result, [])
+
+
+def test_chart_series_leave_missing_figures_out() -> None:
+    result = a_result(loop={})
+    labels = [label for label, _ in throughput_bars(result)]
+    assert "whole loop" not in labels
+    assert labels[:3] == ["raw produce", "raw consume", "raw round trip"]
+    groups = dict(latency_groups(result))
+    assert groups["raw round trip"] == {"p50": 5.0, "p95": 8.0, "p99": 10.0}
+    assert "intake, loaded store" not in groups
+
+
+def test_cpu_cost_per_referral_is_a_figure_when_measured() -> None:
+    result = a_result()
+    result["intake"]["batched"]["cpu"] = {
+        "cpu_ms_per_item": 12.5,
+        "cpu_ms_per_item_by_process": {"postgresql": 4.0, "intake": 3.5},
+        "cpu_bound_rate": 160.0,
+        "outside_cpu_share": 0.42,
+    }
+    rows = dict(figures(result))
+    cost = rows["intake, batched consumers: CPU per referral (services, broker, PostgreSQL)"]
+    assert cost == "12.50 ms (intake 3.50, postgresql 4.00)"
+    assert rows["intake, batched consumers: rate if CPU-bound on this machine's cores alone"] == (
+        "160/s"
+    )
+    assert rows["intake, batched consumers: machine CPU taken by work outside the benchmark"] == (
+        "42%"
+    )
+    assert not any("CPU per" in what for what in dict(figures(a_result())))
