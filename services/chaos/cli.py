@@ -114,6 +114,11 @@ def parser() -> argparse.ArgumentParser:
         default=str(REPO_ROOT / ".local" / "chaos"),
         help="where each scenario's system (data, logs) goes",
     )
+    p.add_argument(
+        "--keep-data",
+        action="store_true",
+        help="keep the database files of passing scenarios too (failing ones are always kept)",
+    )
     p.add_argument("--progress-interval", type=float, default=5.0, help="seconds between lines")
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
     return p
@@ -154,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         target=args.target,
         progress_interval_s=args.progress_interval,
         coordinators=args.coordinators,
+        keep_data=args.keep_data,
         deadline=began + budget_s,
     )
 

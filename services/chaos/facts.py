@@ -151,6 +151,7 @@ async def _with_retries(
 async def read_databases(info: SystemInfo) -> DatabaseFacts:
     facts = DatabaseFacts()
     urls = info.databases
+    open_cases: dict[str, list[str]] = {}
 
     async def intake(conn: asyncpg.Connection) -> None:
         facts.intake_referrals = [
@@ -159,15 +160,19 @@ async def read_databases(info: SystemInfo) -> DatabaseFacts:
                 "SELECT hospital_id, referral_id, case_id, outcome FROM referrals"
             )
         ]
-        facts.intake_cases = [r["case_id"] for r in await conn.fetch("SELECT case_id FROM cases")]
+        rows = await conn.fetch("SELECT case_id, open FROM cases")
+        facts.intake_cases = [r["case_id"] for r in rows]
+        open_cases["intake"] = [r["case_id"] for r in rows if r["open"]]
 
     async def referral(conn: asyncpg.Connection) -> None:
         facts.referral_cases = await _cases(conn)
+        open_cases["referral"] = await _not_closed(conn)
         facts.plans = [r["case_id"] for r in await conn.fetch("SELECT case_id FROM plans")]
         facts.tasks += await _tasks(conn, "referral")
 
     async def scheduling(conn: asyncpg.Connection) -> None:
         facts.scheduling_cases = await _cases(conn)
+        open_cases["scheduling"] = await _not_closed(conn)
         facts.tasks += await _tasks(conn, "scheduling")
 
     async def outcome(conn: asyncpg.Connection) -> None:
@@ -198,6 +203,7 @@ async def read_databases(info: SystemInfo) -> DatabaseFacts:
     await _with_retries(urls["referral"], referral)
     await _with_retries(urls["scheduling"], scheduling)
     await _with_retries(urls["outcome"], outcome)
+    facts.open_cases = open_cases
     for service in SERVICES:
         facts.unpublished[service] = await _with_retries(urls[service], _unpublished)
         facts.dead_letters += await _with_retries(urls[service], _DeadLetterReader(service))
@@ -209,6 +215,10 @@ async def _cases(conn: asyncpg.Connection) -> list[CaseRow]:
         CaseRow(r["case_id"], r["hospital_id"], r["referral_id"])
         for r in await conn.fetch("SELECT case_id, hospital_id, referral_id FROM cases")
     ]
+
+
+async def _not_closed(conn: asyncpg.Connection) -> list[str]:
+    return [r["case_id"] for r in await conn.fetch("SELECT case_id FROM cases WHERE NOT closed")]
 
 
 async def _tasks(conn: asyncpg.Connection, service: str) -> list[TaskRow]:
@@ -239,8 +249,11 @@ async def _dead_letters(conn: asyncpg.Connection, service: str) -> list[DeadLett
     for row in await conn.fetch(
         "SELECT topic, headers FROM outbox WHERE topic LIKE '%.dlq' ORDER BY id"
     ):
+        stored = row["headers"]
+        if isinstance(stored, str):  # jsonb as text: this connection has no jsonb codec
+            stored = json.loads(stored)
         head = {}
-        for name, raw in decode_headers(row["headers"]):
+        for name, raw in decode_headers(stored):
             head[name] = raw.decode(errors="replace")
         consumer = head.get("carelink_dlq_consumer", service)
         event_id = head.get("ce_id", "?")

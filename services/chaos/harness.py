@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import random
+import shutil
 import sys
 import threading
 import time
@@ -19,15 +21,25 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from services.runtime.settings import REPO_ROOT
 from services.stack.system import LocalSystem, SystemInfo
 
-from .facts import log_lines, log_warnings, read_databases, read_updates, wait_quiet
+from .facts import (
+    DB_ERRORS,
+    fingerprint,
+    log_lines,
+    log_warnings,
+    read_databases,
+    read_updates,
+    wait_quiet,
+)
 from .faults import Faults
 from .load import Load
 from .scenarios import PlanContext, Scenario, Step, ensure_running, execute
 from .verify import (
     HARNESS,
     INCONCLUSIVE,
+    PASS,
     PRODUCT_KINDS,
     HarnessFacts,
     Problem,
@@ -54,6 +66,7 @@ class Options:
     target: str | None = None
     progress_interval_s: float = 5.0
     coordinators: int = 16
+    keep_data: bool = False
     deadline: float = float("inf")  # time.monotonic() by which everything must be over
 
 
@@ -70,6 +83,8 @@ class ScenarioResult:
     load: dict[str, Any] = field(default_factory=dict)
     system_dir: str = ""
     infrastructure: str = ""
+    # A digest of the product's source when the scenario started (see code_state).
+    code: str = ""
     duration_s: float = 0.0
     log_warnings: dict[str, dict[str, int]] = field(default_factory=dict)
     log_evidence: dict[str, list[str]] = field(default_factory=dict)
@@ -77,6 +92,36 @@ class ScenarioResult:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+# What the services run: a file changed during a scenario means processes restarted by the
+# faults may run other code than those started before (colleagues edit the tree).
+PRODUCT_CODE = (
+    "contracts",
+    "services/runtime",
+    "services/tasks",
+    "services/policy",
+    "services/intake",
+    "services/referral",
+    "services/scheduling",
+    "services/outcome",
+    "deploy/config",
+)
+
+
+def code_state() -> dict[str, str]:
+    """A digest of every product source file, by path."""
+    state: dict[str, str] = {}
+    for top in PRODUCT_CODE:
+        for path in sorted((REPO_ROOT / top).rglob("*")):
+            if path.is_file() and path.suffix in (".py", ".sql", ".yaml"):
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+                state[str(path.relative_to(REPO_ROOT))] = digest
+    return state
+
+
+def code_changes(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    return sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
 
 
 def say(message: str) -> None:
@@ -91,7 +136,7 @@ def window_for(scenario: Scenario, options: Options) -> float:
 def load_timeout(window_s: float, options: Options) -> float:
     if options.timeout_s is not None:
         return options.timeout_s
-    return window_s + max(150.0, options.referrals * 0.15)
+    return window_s + max(240.0, options.referrals * 0.25)
 
 
 def check_loopback(info: SystemInfo) -> None:
@@ -116,6 +161,8 @@ def run_scenario(
         infrastructure_kind=options.infra,
         name_prefix=f"chaos_{token}_{index}_",
     )
+    code_before = code_state()
+    result.code = hashlib.sha256(repr(sorted(code_before.items())).encode()).hexdigest()[:12]
     try:
         say(f"[chaos {scenario.name}] starting a fresh system in {base}")
         info = system.start()
@@ -143,12 +190,22 @@ def run_scenario(
         with contextlib.suppress(Exception):
             system.stop()
         result.timings["system_stop_s"] = round(time.monotonic() - stopping, 1)
+        if result.verdict == PASS and not options.keep_data:
+            # A passing scenario's database files (~300 MB) prove nothing more; its logs stay.
+            for data_dir in base.glob("infra/*/pgdata"):
+                shutil.rmtree(data_dir, ignore_errors=True)
         logs = base / "logs"
         result.log_warnings = log_warnings(logs)
         needles = _needles(result.problems)
         if needles:
             result.log_evidence = log_lines(logs, needles)
         result.duration_s = round(time.monotonic() - started, 1)
+        changed = code_changes(code_before, code_state())
+        if changed:
+            result.notes.append(
+                "the product's code changed during this scenario, so processes restarted by "
+                "the faults may have run other code than the first ones: " + ", ".join(changed)
+            )
     return result
 
 
@@ -261,11 +318,20 @@ async def _scenario_body(
     if scenario.setup is not None:
         await scenario.setup(faults)
     faults.started = time.monotonic()
-    progress = asyncio.create_task(_progress(name, load, faults, len(plan), options))
+    samples: list[tuple[float, int]] = []
+    progress = asyncio.create_task(_progress(name, load, faults, len(plan), options, samples))
     load.start_staff()
     injector = asyncio.create_task(execute(plan, faults, stop_faults))
+    stall_s = 30.0 if options.quick else 60.0
+    stalled = asyncio.create_task(_watch_stall(info, load, injector, stop_load, stall_s))
     try:
         await load.run_hospitals(stop_load)
+        stalled.cancel()
+        if stalled.done() and not stalled.cancelled() and stalled.result():
+            result.notes.append(
+                f"the load was ended early: after the faults nothing moved for {stall_s:.0f}s "
+                "(no submission, no terminal status, no database change) with referrals unfinished"
+            )
         result.timings["load_s"] = round(faults.elapsed, 1)
         # The plan fits in the window, so it is normally over; bound the wait anyway.
         last = max((s.at_s + s.duration_s for s in plan), default=0.0)
@@ -322,6 +388,7 @@ async def _scenario_body(
             faults_planned=len(plan),
             faults_injected=faults.injected,
             quiescent=quiet,
+            cut_short=bool(hospitals_timed_out) and _still_finishing(samples),
             errors=errors,
         ),
     )
@@ -341,12 +408,56 @@ async def _scenario_body(
     )
 
 
+async def _watch_stall(
+    info: SystemInfo,
+    load: Load,
+    injector: asyncio.Task[list[str]],
+    stop_load: asyncio.Event,
+    stall_s: float,
+) -> bool:
+    """End the load early once the faults are over and nothing has moved for `stall_s`:
+    the hospitals would otherwise wait out their whole bound for referrals that will never
+    finish. Returns whether it did."""
+    last: object = None
+    since = time.monotonic()
+    while not stop_load.is_set():
+        await asyncio.sleep(5.0)
+        try:
+            state = (load.status.sent, load.status.terminal, await fingerprint(info))
+        except DB_ERRORS:
+            continue  # a database fault in progress is not a stall
+        now = time.monotonic()
+        if state != last or not injector.done():
+            last, since = state, now
+        elif now - since >= stall_s:
+            say(f"[chaos] nothing moved for {stall_s:.0f}s after the faults: ending the load")
+            stop_load.set()
+            return True
+    return False
+
+
+def _still_finishing(samples: list[tuple[float, int]], over_s: float = 30.0) -> bool:
+    """Whether the terminal count grew in the last `over_s` seconds of the load."""
+    if not samples:
+        return False
+    end, last = samples[-1]
+    earlier = [terminal for at, terminal in samples if at <= end - over_s]
+    return bool(earlier) and last > earlier[-1]
+
+
 async def _progress(
-    name: str, load: Load, faults: Faults, planned_faults: int, options: Options
+    name: str,
+    load: Load,
+    faults: Faults,
+    planned_faults: int,
+    options: Options,
+    samples: list[tuple[float, int]],
 ) -> None:
     while True:
-        await asyncio.sleep(options.progress_interval_s)
+        await asyncio.sleep(min(options.progress_interval_s, 5.0))
         status = load.status
+        if not load.results:  # still loading: (time, terminal) for _still_finishing
+            samples.append((time.monotonic(), status.terminal))
         last = faults.events[-1] if faults.events else None
         staff = status.staff
         say(

@@ -13,10 +13,13 @@ The rules, from the hospital contract and the delivery guarantees:
   `ce_id` never carries two different updates;
 - nothing changes after the terminal status (a repeat of it is allowed);
 - the databases agree with the topics: outcome's last sequence per referral is
-  the last one on the topic, every outbox row marked published is on the topic;
+  the last one on the topic, every outbox row marked published is on the topic,
+  and a referral told a terminal status has its case closed, with no live task,
+  in every service (else a closing event was lost on the way to one of them);
 - nothing exists twice: a referral in intake, a case per referral (except
   referrals linked to a person's open case), a plan per case, two live tasks of
-  one kind per case, two `completed` updates (outcome reports) per referral;
+  one kind per case, two tasks of one kind done for a case, two `completed`
+  updates (outcome reports) per referral;
 - every outbox is drained and no valid record went to a dead-letter topic.
 """
 
@@ -142,6 +145,9 @@ class DatabaseFacts:
     outcome_referrals: list[OutcomeReferral] = field(default_factory=list)
     outcome_updates: list[OutboxUpdate] = field(default_factory=list)
     unpublished: dict[str, int] = field(default_factory=dict)  # service -> outbox rows
+    # Per service, the cases it still holds open (intake: open; referral, scheduling: not
+    # closed). None: not read.
+    open_cases: dict[str, list[str]] | None = None
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
 
@@ -281,6 +287,9 @@ class HarnessFacts:
     faults_planned: int = 0
     faults_injected: int = 0
     quiescent: bool = True
+    # The load's time bound passed while referrals were still reaching terminal statuses:
+    # a referral not terminal then was slow, not provably stuck.
+    cut_short: bool = False
     errors: list[str] = field(default_factory=list)
 
 
@@ -410,8 +419,10 @@ def verify(
         if status not in TERMINAL:
             problems.append(
                 Problem(
-                    STUCK,
-                    "not terminal",
+                    HARNESS if harness.cut_short else STUCK,
+                    "not terminal when the load bound passed"
+                    if harness.cut_short
+                    else "not terminal",
                     f"last status {status} (sequence {max(check.sequences)})",
                     hospital_id,
                     referral_id,
@@ -425,6 +436,7 @@ def verify(
             unexpected[f"{script.kind}: expected {script.expected_status}, got {status}"] += 1
 
     problems += _reconcile_outcome(ours, checks, db)
+    problems += _closed_after_terminal(checks, db)
     problems += _duplicates_in_databases(ours, db)
     for service, rows in sorted(db.unpublished.items()):
         if rows:
@@ -460,6 +472,11 @@ def verify(
     if harness.faults_injected < harness.faults_planned:
         harness_problems.append(
             f"only {harness.faults_injected} of {harness.faults_planned} faults were injected"
+        )
+    if harness.cut_short and any(p.kind == HARNESS for p in problems):
+        harness_problems.append(
+            "the load bound passed while referrals were still finishing: those not terminal "
+            "prove nothing (raise --timeout, or run on a less busy machine)"
         )
     if not harness.quiescent:
         notes.append("the system did not become quiet within the bound; checks ran anyway")
@@ -604,6 +621,51 @@ def _reconcile_outcome(
     return problems
 
 
+def _closed_after_terminal(
+    checks: Mapping[tuple[str, str], SequenceCheck], db: DatabaseFacts
+) -> list[Problem]:
+    """A terminal status means every service closed the case and stopped its tasks: the
+    closing event (cancelled, failed, closed, refused at review) reached them all. A case
+    still open somewhere is an event that service never handled."""
+    finished: dict[str, tuple[str, str, str]] = {}
+    for (hospital_id, referral_id), check in checks.items():
+        status = final_status(check)
+        if status in TERMINAL:
+            case_id = next((u.case_id for u in check.by_sequence() if u.case_id), None)
+            if case_id:
+                finished.setdefault(case_id, (hospital_id, referral_id, str(status)))
+    problems: list[Problem] = []
+    for service, case_ids in sorted((db.open_cases or {}).items()):
+        for case_id in sorted(set(case_ids) & set(finished)):
+            hospital_id, referral_id, status = finished[case_id]
+            problems.append(
+                Problem(
+                    LOSS,
+                    "case still open after its terminal status",
+                    f"{service} still holds case {case_id} open; the hospital was told {status}",
+                    hospital_id,
+                    referral_id,
+                    {"case_id": case_id, "service": service},
+                )
+            )
+    live = sorted({(t.service, t.case_id, t.kind) for t in db.tasks if t.status in LIVE_TASK})
+    for service, case_id, kind in live:
+        if case_id in finished:
+            hospital_id, referral_id, status = finished[case_id]
+            problems.append(
+                Problem(
+                    LOSS,
+                    "live task after the terminal status",
+                    f"a {kind} task of case {case_id} is still live in {service}; the hospital "
+                    f"was told {status}",
+                    hospital_id,
+                    referral_id,
+                    {"case_id": case_id, "service": service},
+                )
+            )
+    return problems
+
+
 def _duplicates_in_databases(
     ours: Mapping[tuple[str, str], SentReferral], db: DatabaseFacts
 ) -> list[Problem]:
@@ -705,6 +767,28 @@ def _duplicates_in_databases(
                             if (t.service, t.case_id, t.kind) == (service, case_id, kind)
                         ],
                     },
+                )
+            )
+    # A coordinator's work done twice: two reviews, two visits of one kind, two care-plan
+    # tasks completed for one case. Every flow keeps one task per kind and case (a hold
+    # suspends and resumes it, a waitlist releases it), so a second one came from an event
+    # handled twice.
+    done = Counter(
+        (t.service, t.case_id, t.kind)
+        for t in db.tasks
+        if t.status == "done" and t.case_id in ours_case_ids
+    )
+    for (service, case_id, kind), n in sorted(done.items()):
+        if n > 1:
+            row = referral_of.get(case_id)
+            problems.append(
+                Problem(
+                    DUPLICATE,
+                    "one kind of task done twice",
+                    f"{n} {kind} tasks done for case {case_id} in {service}",
+                    row.hospital_id if row else None,
+                    row.referral_id if row else None,
+                    {"case_id": case_id},
                 )
             )
     return problems

@@ -62,6 +62,10 @@ _NETWORK_ERRNOS = frozenset(
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, (*TRANSIENT_ERRORS, socket.gaierror)):
         return True
+    if isinstance(exc, asyncpg.ObjectNotInPrerequisiteStateError):
+        # SQLSTATE 55000 at connect: the database is closed for connections for a while
+        # (maintenance, ALLOW_CONNECTIONS false); elsewhere 55000 is a bug.
+        return "not currently accepting connections" in str(exc)
     return isinstance(exc, OSError) and exc.errno in _NETWORK_ERRNOS
 
 

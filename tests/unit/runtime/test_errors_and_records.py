@@ -298,3 +298,12 @@ def test_headers_round_trip_arbitrary_bytes() -> None:
 
 def test_headers_round_trip_empty_list() -> None:
     assert decode_headers(encode_headers([])) == []
+
+
+def test_a_database_closed_for_connections_is_transient_other_55000_errors_are_not() -> None:
+    closed = asyncpg.ObjectNotInPrerequisiteStateError(
+        'database "carelink_intake" is not currently accepting connections'
+    )
+    other = asyncpg.ObjectNotInPrerequisiteStateError("currval of sequence is not yet defined")
+    assert is_transient(closed)
+    assert not is_transient(other)
