@@ -48,6 +48,47 @@ class Update:
         return str(self.data["referral_id"])
 
 
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
+    """The topic's partitions, waiting briefly for metadata (a topic just created)."""
+    for _ in range(50):
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions:
+            return sorted(partitions)
+        await asyncio.sleep(0.1)
+        await consumer._client.force_metadata_update()
+    raise RuntimeError(f"topic {topic} does not exist")
+
+
+async def read_to_end(
+    bootstrap: str, topic: str, *, timeout: float = 30.0
+) -> list[tuple[str, str]]:
+    """Every record of a topic as (key, value) text, from the beginning to its current end."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        assigned = [TopicPartition(topic, p) for p in await topic_partitions(consumer, topic)]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ends = await consumer.end_offsets(assigned)
+        found: list[tuple[str, str]] = []
+        deadline = time.monotonic() + timeout
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"could not read {topic} to its end in {timeout:.0f}s")
+            batches = await consumer.getmany(timeout_ms=200, max_records=1000)
+            found.extend(
+                (
+                    (record.key or b"").decode(errors="replace"),
+                    (record.value or b"").decode(errors="replace"),
+                )
+                for records in batches.values()
+                for record in records
+            )
+        return found
+    finally:
+        await consumer.stop()
+
+
 class UpdatesReader:
     """Reads one topic from the beginning with assigned partitions (no consumer group:
     nothing to join, nothing committed, so every reader sees everything)."""

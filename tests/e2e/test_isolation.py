@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from contracts import topics
 from services.runtime.deadletter import SOURCE_OFFSET_HEADER, SOURCE_PARTITION_HEADER
 from services.runtime.settings import SERVICES
+from services.simulators import hospital_io
 from services.simulators.hospital_io import Update, UpdatesReader, publish
 from services.simulators.referrals import FakeHospital, HospitalRecord
 from services.simulators.staff import Staff
@@ -42,41 +43,8 @@ Seen = dict[str, list[Update]]
 # ------------------------------------------------------------------ helpers
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
-    for _ in range(50):
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions:
-            return sorted(partitions)
-        await asyncio.sleep(0.1)
-        await consumer._client.force_metadata_update()
-    raise RuntimeError(f"topic {topic} does not exist")
-
-
 async def read_to_end(bootstrap: str, topic: str) -> list[tuple[str, str]]:
-    """Every record of a topic as (key, value) text, from the beginning to its current end."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        assigned = [TopicPartition(topic, p) for p in await _partitions(consumer, topic)]
-        consumer.assign(assigned)
-        await consumer.seek_to_beginning(*assigned)
-        ends = await consumer.end_offsets(assigned)
-        found: list[tuple[str, str]] = []
-        deadline = time.monotonic() + WAIT
-        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
-            assert time.monotonic() < deadline, f"could not read {topic} to its end"
-            batches = await consumer.getmany(timeout_ms=200, max_records=1000)
-            found.extend(
-                (
-                    (record.key or b"").decode(errors="replace"),
-                    (record.value or b"").decode(errors="replace"),
-                )
-                for records in batches.values()
-                for record in records
-            )
-        return found
-    finally:
-        await consumer.stop()
+    return await hospital_io.read_to_end(bootstrap, topic, timeout=WAIT)
 
 
 class Audit:
@@ -277,7 +245,9 @@ async def _wait_for_dead_letter(bootstrap: str, dlq: str, source: tuple[int, int
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        assigned = [TopicPartition(dlq, p) for p in await _partitions(consumer, dlq)]
+        assigned = [
+            TopicPartition(dlq, p) for p in await hospital_io.topic_partitions(consumer, dlq)
+        ]
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
         deadline = time.monotonic() + WAIT
