@@ -12,6 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
+from services.runtime.logging import configure_logging
 from services.runtime.settings import REPO_ROOT
 from services.stack.system import LocalSystem
 
@@ -47,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    # The launcher's own library logs (topic creation …) would drown the summary below.
+    configure_logging(service="stack", level="WARNING", fmt="console")
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
