@@ -7,10 +7,12 @@ PostgreSQL 18. Names are prefixed per session so sessions sharing servers never 
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from services.localinfra import Endpoints, Infrastructure, start_infrastructure
@@ -71,3 +73,25 @@ async def staff(system_info: SystemInfo) -> AsyncIterator[Staff]:
         scheduling_db=system_info.databases["scheduling"],
     ) as desk:
         yield desk
+
+
+@contextlib.asynccontextmanager
+async def _connect(url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def intake_db(system_info: SystemInfo) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the running system's intake database (for audit checks)."""
+    async with _connect(system_info.databases["intake"]) as conn:
+        yield conn
+
+
+@pytest.fixture
+async def referral_db(system_info: SystemInfo) -> AsyncIterator[asyncpg.Connection]:
+    async with _connect(system_info.databases["referral"]) as conn:
+        yield conn

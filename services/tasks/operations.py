@@ -312,19 +312,8 @@ async def resume(
     due_at: datetime,
     window_start: datetime | None = None,
 ) -> Task | None:
-    row = await conn.fetchrow(
-        f"""UPDATE tasks SET status = 'open', due_at = $3, window_start = $4, escalated_at = NULL
-            WHERE case_id = $1 AND kind = $2 AND status = 'suspended'
-            RETURNING {_COLUMNS}""",
-        case_id,
-        kind,
-        due_at,
-        window_start,
-    )
-    if row is None:
-        return None
-    await audit(conn, row["id"], SYSTEM, "resume")
-    return Task.from_row(row)
+    """Put a suspended task back in the queue with a new window; None if none is suspended."""
+    return await _move(conn, case_id, kind, due_at, window_start, reopen=True)
 
 
 async def replan(
@@ -336,18 +325,35 @@ async def replan(
     window_start: datetime | None = None,
 ) -> Task | None:
     """Move a live task's window (a new discharge date); None if there is none."""
+    return await _move(conn, case_id, kind, due_at, window_start, reopen=False)
+
+
+async def _move(
+    conn: asyncpg.Connection,
+    case_id: str,
+    kind: str,
+    due_at: datetime,
+    window_start: datetime | None,
+    *,
+    reopen: bool,
+) -> Task | None:
+    # A new window is a new deadline: the task may be escalated again when it passes.
     row = await conn.fetchrow(
-        f"""UPDATE tasks SET due_at = $3, window_start = $4, escalated_at = NULL
-            WHERE case_id = $1 AND kind = $2 AND status IN ('open', 'claimed', 'suspended')
+        f"""UPDATE tasks SET due_at = $3, window_start = $4, escalated_at = NULL,
+                             status = CASE WHEN $5 THEN 'open' ELSE status END
+            WHERE case_id = $1 AND kind = $2
+              AND status = ANY(CASE WHEN $5 THEN ARRAY['suspended']
+                                    ELSE ARRAY['open', 'claimed', 'suspended'] END)
             RETURNING {_COLUMNS}""",
         case_id,
         kind,
         due_at,
         window_start,
+        reopen,
     )
     if row is None:
         return None
-    await audit(conn, row["id"], SYSTEM, "replan")
+    await audit(conn, row["id"], SYSTEM, "resume" if reopen else "replan")
     return Task.from_row(row)
 
 

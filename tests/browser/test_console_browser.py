@@ -61,15 +61,6 @@ async def browser() -> AsyncIterator[Browser]:
             await chromium.close()
 
 
-@pytest.fixture
-async def intake_db(system_info: SystemInfo) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(system_info.databases["intake"])
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
 async def signed_in(browser: Browser, console: str, username: str, password: str) -> Page:
     context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="ko-KR")
     page = await context.new_page()

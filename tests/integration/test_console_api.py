@@ -51,24 +51,6 @@ async def as_user(api: httpx.AsyncClient) -> dict[str, dict[str, str]]:
 
 
 @pytest.fixture
-async def intake_db(system_info: SystemInfo) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(system_info.databases["intake"])
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
-async def referral_db(system_info: SystemInfo) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(system_info.databases["referral"])
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
 async def updates(system_info: SystemInfo) -> AsyncIterator[UpdatesReader]:
     async with UpdatesReader(system_info.kafka_bootstrap, topics.updates(POLICE)) as reader:
         yield reader
