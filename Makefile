@@ -57,5 +57,5 @@ chaos-quick: $(STAMP) ## a short fault-injection run
 screenshots: $(STAMP) ## refresh the console screenshots in docs/ (runs the browser test)
 	CARELINK_SCREENSHOTS=1 $(PY) -m pytest tests/browser -q
 
-clean: ## remove local data and logs (.local); keeps .venv
-	rm -rf .local
+clean: ## remove local data and logs (.local) and root's shared PostgreSQL copy; keeps .venv
+	rm -rf .local "$${TMPDIR:-/tmp}/carelink-pg-$$(id -u)"/pginstall-*

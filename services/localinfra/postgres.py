@@ -12,9 +12,7 @@ import os
 import pwd
 import shutil
 import signal
-import stat
 import subprocess
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -27,11 +25,15 @@ from services.localinfra.processes import (
     run_blocking,
     wait_ready,
 )
+from services.localinfra.unprivileged import (
+    blocked_folder,
+    ensure_os_user,
+    reachable_install,
+    shared_data_dir,
+)
 
 log = logging.getLogger(__name__)
 
-# PostgreSQL refuses to run as root; as root we run it as this system user.
-POSTGRES_OS_USER = "carelink-pg"
 _PORT_ATTEMPTS = 5
 
 
@@ -71,53 +73,6 @@ async def probe_postgres(url: str, expected_data_dir: Path | None = None) -> Non
         await conn.close()
 
 
-def ensure_os_user(name: str = POSTGRES_OS_USER) -> pwd.struct_passwd:
-    """The unprivileged system user that runs PostgreSQL when we are root."""
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        pass
-    useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-    result = subprocess.run(  # noqa: S603 - fixed argv
-        [
-            useradd,
-            "--system",
-            "--no-create-home",
-            "--user-group",
-            "--shell",
-            "/usr/sbin/nologin",
-            name,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    try:
-        # Also covers another session creating the user at the same moment (exit code 9).
-        return pwd.getpwnam(name)
-    except KeyError:
-        raise InfrastructureError(
-            f"PostgreSQL cannot run as root and creating system user {name!r} failed: "
-            f"{result.stderr.strip() or result.returncode}"
-        ) from None
-
-
-def _searchable_by(path: Path, user: pwd.struct_passwd) -> bool:
-    """Whether user may traverse path and every parent (plain mode bits; ACLs ignored)."""
-    gids = set(os.getgrouplist(user.pw_name, user.pw_gid))
-    for part in [path, *path.parents]:
-        st = part.stat()
-        if st.st_uid == user.pw_uid:
-            bit = stat.S_IXUSR
-        elif st.st_gid in gids:
-            bit = stat.S_IXGRP
-        else:
-            bit = stat.S_IXOTH
-        if not st.st_mode & bit:
-            return False
-    return True
-
-
 def _server_env() -> dict[str, str]:
     # A clean environment: PGDATA/PGPORT/locale variables of the caller must not
     # change the server, and TZ=UTC matches the postgres Docker image.
@@ -154,6 +109,7 @@ class EmbeddedPostgres:
         self.data_dir: Path | None = None
         self._external_dir: Path | None = None
         self._os_user: pwd.struct_passwd | None = None
+        self._bin_dir: Path | None = None
         self._process: ServerProcess | None = None
         self._stopped = False
 
@@ -171,7 +127,7 @@ class EmbeddedPostgres:
 
     def start(self) -> None:
         """initdb (first time only), then start on a free port."""
-        bin_dir = postgres_bin_dir()
+        bin_dir = self._bin_dir = self._reachable_bin_dir()
         self._init_data_dir(bin_dir)
         for attempt in range(1, _PORT_ATTEMPTS + 1):
             try:
@@ -188,7 +144,7 @@ class EmbeddedPostgres:
         if self.data_dir is None:
             raise InfrastructureError("PostgreSQL was never started")
         self.stop()
-        self._spawn(postgres_bin_dir(), self.port)
+        self._spawn(self._bin_dir or self._reachable_bin_dir(), self.port)
 
     def begin_stop(self) -> None:
         self._stopped = True
@@ -221,24 +177,28 @@ class EmbeddedPostgres:
             return None
         return f"PostgreSQL pid {self._process.pid} exited; see {self.log_path}"
 
+    def _reachable_bin_dir(self) -> Path:
+        """The server binaries, as the user who will run them can reach them.
+
+        As root the server runs as an unprivileged user, who cannot enter a private
+        checkout (root's home, mktemp -d): it then runs a shared copy of the binaries.
+        """
+        bin_dir = postgres_bin_dir()
+        if os.geteuid() != 0:
+            return bin_dir
+        self._os_user = ensure_os_user()
+        return reachable_install(bin_dir, self._os_user)
+
     def _init_data_dir(self, bin_dir: Path) -> None:
         if self.data_dir is not None:
             return
         data_dir = self.work_dir / "pgdata"
-        owner: pwd.struct_passwd | None = None
-        if os.geteuid() == 0:
-            owner = self._os_user = ensure_os_user()
-            # pip installs with the installing user's umask; a private venv would
-            # otherwise surface as a bare "Permission denied" from initdb.
-            if not _searchable_by(bin_dir / "initdb", owner):
-                raise InfrastructureError(
-                    f"user {owner.pw_name!r} cannot run {bin_dir}; make the install readable: "
-                    f"chmod -R o+rX {bin_dir.parent}"
-                )
-            # Our own directory: let the server user through to pgdata.
+        owner = self._os_user
+        if owner is not None:
+            # Our own directory: let the server user through to pgdata if it can get here.
             self.work_dir.chmod(self.work_dir.stat().st_mode | 0o111)
-            if not _searchable_by(self.work_dir, owner):
-                data_dir = self._external_data_dir(owner)
+            if blocked_folder(self.work_dir, owner) is not None:
+                data_dir = self._external_data_dir()
         data_dir.mkdir(mode=0o700)
         if owner is not None:
             os.chown(data_dir, owner.pw_uid, owner.pw_gid)
@@ -285,26 +245,23 @@ class EmbeddedPostgres:
                 ) from exc
         self.data_dir = data_dir
 
-    def _external_data_dir(self, owner: pwd.struct_passwd) -> Path:
+    def _external_data_dir(self) -> Path:
         """A data dir outside work_dir, for when the server user cannot reach work_dir.
 
         pytest's basetemp (/tmp/pytest-of-root) is 0700 and pytest resets it to
         0700 at every session start, so widening its mode would break the next
-        restart of a server started by a concurrent session. The system temp dir
-        is world-searchable instead; a symlink in work_dir keeps it findable.
+        restart of a server started by a concurrent session; root's home cannot be
+        widened either. A symlink in work_dir keeps the data findable.
         """
-        external = Path(tempfile.mkdtemp(prefix="carelink-pgdata-")).resolve()
-        external.chmod(0o711)
-        if not _searchable_by(external, owner):
-            shutil.rmtree(external, ignore_errors=True)
-            raise InfrastructureError(
-                f"user {owner.pw_name!r} can reach neither {self.work_dir} nor the temp dir "
-                f"{external.parent}; pass a base dir every user may traverse"
-            )
+        external = shared_data_dir()
         self._external_dir = external
         data_dir = external / "pgdata"
         (self.work_dir / "pgdata").symlink_to(data_dir)
-        log.info("%s is private to root; PostgreSQL data lives in %s", self.work_dir, data_dir)
+        log.info(
+            "%s is out of the server user's reach; PostgreSQL data lives in %s",
+            self.work_dir,
+            data_dir,
+        )
         return data_dir
 
     def _spawn(self, bin_dir: Path, port: int) -> None:
