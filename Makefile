@@ -20,10 +20,10 @@ $(STAMP): pyproject.toml
 setup: $(STAMP) ## create .venv and install carelink with its tools
 
 run: $(STAMP) ## start broker, PostgreSQL and the four services locally until Ctrl-C
-	$(PY) -m services.stack
+	$(PY) -m services.tools.stack
 
 demo: $(STAMP) ## make run, plus simulated hospital and coordinators with live progress
-	$(PY) -m services.stack --demo
+	$(PY) -m services.tools.stack --demo
 
 test: $(STAMP) ## run the whole test suite (unit, contract, integration, end-to-end)
 	$(PY) -m pytest
@@ -43,16 +43,16 @@ docs-check: $(STAMP) ## fail if the committed schemas differ from the code
 	$(PY) -m contracts.docs --check
 
 bench: $(STAMP) ## measure throughput, latency, scale and memory; writes docs/bench/result.*
-	$(PY) -m services.bench
+	$(PY) -m services.tools.bench
 
 bench-quick: $(STAMP) ## a short benchmark run, to try it out
-	$(PY) -m services.bench --quick
+	$(PY) -m services.tools.bench --quick
 
 chaos: $(STAMP) ## fault injection: kills, freezes, restarts; prints a verdict (docs/chaos/)
-	$(PY) -m services.chaos
+	$(PY) -m services.tools.chaos
 
 chaos-quick: $(STAMP) ## a short fault-injection run
-	$(PY) -m services.chaos --quick
+	$(PY) -m services.tools.chaos --quick
 
 screenshots: $(STAMP) ## refresh the console screenshots in docs/ (runs the browser test)
 	CARELINK_SCREENSHOTS=1 $(PY) -m pytest tests/browser -q

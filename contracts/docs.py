@@ -90,7 +90,7 @@ _CHANNEL_INFO: dict[str, dict[str, Any]] = {
         "title": "Escalations for operators and coordinators",
         "description": (
             "Raised once per coordinator task that passes its deadline, by the service that "
-            "owns the task (referral or scheduling, through `services/tasks`). Never sent to "
+            "owns the task (referral or scheduling, through `services/lib/tasks`). Never sent to "
             "hospitals. No personal data."
         ),
         "key": "case_id",

@@ -1,6 +1,6 @@
 """Servers for the integration and end-to-end tests, picked once per session.
 
-`services.localinfra` chooses: CARELINK_KAFKA_BOOTSTRAP + CARELINK_POSTGRES_URL if
+`services.tools.localinfra` chooses: CARELINK_KAFKA_BOOTSTRAP + CARELINK_POSTGRES_URL if
 set, else testcontainers when Docker answers, else the embedded Tansu broker and
 PostgreSQL 18. Names are prefixed per session so sessions sharing servers never meet.
 """
@@ -15,9 +15,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.localinfra import Endpoints, Infrastructure, start_infrastructure
-from services.simulators.staff import Staff
-from services.stack import LocalSystem, SystemInfo
+from services.tools.localinfra import Endpoints, Infrastructure, start_infrastructure
+from services.tools.simulators.staff import Staff
+from services.tools.stack import LocalSystem, SystemInfo
 
 SESSION = uuid.uuid4().hex[:8]
 

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from services.console.app import create_app
 from services.console.settings import ConsoleSettings
-from services.runtime.logging import configure_logging
+from services.lib.runtime.logging import configure_logging
 
 
 class _Server(uvicorn.Server):

@@ -35,9 +35,9 @@ from services.console.schemas import (
     UserOut,
 )
 from services.console.state import console_of
-from services.runtime.db import ping
-from services.runtime.logging import get_logger
-from services.tasks.operations import LIVE
+from services.lib.runtime.db import ping
+from services.lib.runtime.logging import get_logger
+from services.lib.tasks.operations import LIVE
 
 log = get_logger(__name__)
 STATUSES = ("open", "claimed", "done", "cancelled", "suspended")

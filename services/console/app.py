@@ -30,9 +30,9 @@ from services.console.desk import ConsoleError, Desk, Pools
 from services.console.settings import ConsoleSettings
 from services.console.state import Console
 from services.console.watch import QueueWatch
-from services.policy import load_policies, load_registry
-from services.runtime.db import create_pool
-from services.runtime.logging import get_logger
+from services.lib.policy import load_policies, load_registry
+from services.lib.runtime.db import create_pool
+from services.lib.runtime.logging import get_logger
 
 log = get_logger(__name__)
 STATIC = Path(__file__).with_name("static")

@@ -1,5 +1,5 @@
 """The console's one door to the services: every read and every action goes
-through the owning service's use cases (services.tasks, referral's and
+through the owning service's use cases (services.lib.tasks, referral's and
 scheduling's `Coordinator`, intake's queries). No rule is decided here; this
 module only checks who may see what: a coordinator sees their own centre's
 tasks and cases, and a task of another centre does not exist for them.
@@ -28,13 +28,13 @@ from services.console.schemas import (
     VisitResult,
 )
 from services.intake import queries as intake_queries
-from services.policy import PolicyBook
+from services.lib.policy import PolicyBook
+from services.lib.runtime.logging import get_logger
+from services.lib.tasks import operations as tasks
 from services.referral import store as referral_store
 from services.referral.usecases import Coordinator as ReferralDesk
-from services.runtime.logging import get_logger
 from services.scheduling import store as scheduling_store
 from services.scheduling.usecases import Coordinator as VisitDesk
-from services.tasks import operations as tasks
 
 log = get_logger(__name__)
 SERVICES: tuple[Service, ...] = ("referral", "scheduling")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from services.console.app import create_app
 from services.console.settings import ConsoleSettings
-from services.runtime.settings import REPO_ROOT
+from services.lib.runtime.settings import REPO_ROOT
 
 DOCUMENT = REPO_ROOT / "docs" / "openapi.json"
 

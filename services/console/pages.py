@@ -33,9 +33,9 @@ from services.console.schemas import (
     VisitResult,
 )
 from services.console.state import Console, console_of
-from services.policy import SEOUL_TZ
+from services.lib.policy import SEOUL_TZ
+from services.lib.runtime.logging import get_logger
 from services.referral.domain import DEFAULT_QUANTITY
-from services.runtime.logging import get_logger
 
 log = get_logger(__name__)
 TEMPLATES = Jinja2Templates(directory=Path(__file__).with_name("templates"))

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.hospital_v1 import ServiceCode
 from contracts.referral import ReviewRefusal
-from services.tasks.operations import Task
+from services.lib.tasks.operations import Task
 
 Service = Literal["referral", "scheduling"]
 Kind = Literal["review", "care-plan", "pre-discharge-visit", "post-discharge-visit"]

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.runtime.settings import REPO_ROOT
+from services.lib.runtime.settings import REPO_ROOT
 
 DEFAULT_PORT = 8180
 

@@ -11,7 +11,7 @@ from services.console.auth import COOKIE, Sessions, User, UserBook, bearer
 from services.console.desk import Desk, Pools
 from services.console.settings import ConsoleSettings
 from services.console.watch import QueueWatch
-from services.policy import Registry
+from services.lib.policy import Registry
 
 
 @dataclass

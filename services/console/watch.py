@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 import asyncpg
 
 from services.console.desk import SERVICES, Pools
-from services.runtime.logging import get_logger
-from services.tasks import operations as tasks
+from services.lib.runtime.logging import get_logger
+from services.lib.tasks import operations as tasks
 
 log = get_logger(__name__)
 

@@ -1,4 +1,4 @@
 from services.intake.app import SPEC
-from services.runtime.service import main
+from services.lib.runtime.service import main
 
 main(SPEC)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from contracts.topics import CASES, referrals
 from services.intake.usecases import Intake, reject_oversized
-from services.policy import Registry
-from services.runtime.pipeline import Handler
-from services.runtime.service import ServiceContext, ServiceSpec
+from services.lib.policy import Registry
+from services.lib.runtime.pipeline import Handler
+from services.lib.runtime.service import ServiceContext, ServiceSpec
 
 
 def _topics(registry: Registry) -> list[str]:

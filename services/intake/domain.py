@@ -13,9 +13,16 @@ from pydantic import ValidationError
 
 from contracts.hospital_v1 import ReferralSubmitted
 from contracts.intake import FieldError
-from services.policy import PolicyBook, Registry, age_band, age_on, check_eligibility, seoul_date
-from services.policy import fee_support as fee_rule
-from services.runtime.errors import safe_errors
+from services.lib.policy import (
+    PolicyBook,
+    Registry,
+    age_band,
+    age_on,
+    check_eligibility,
+    seoul_date,
+)
+from services.lib.policy import fee_support as fee_rule
+from services.lib.runtime.errors import safe_errors
 
 # Programme design: a Care SOS manager visits within 72 hours; urgent referrals first.
 REVIEW_DEADLINE = {"routine": timedelta(hours=72), "urgent": timedelta(hours=24)}

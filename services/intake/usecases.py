@@ -34,11 +34,11 @@ from contracts.outcome import CaseClosed, CaseLinkDeclined
 from contracts.referral import CaseFailed, ReviewCompleted
 from contracts.topics import CASES, hospital_of
 from services.intake import domain, store
-from services.policy import PolicyBook, Registry
-from services.runtime.errors import PermanentError
-from services.runtime.events import CaseEventRouter, emit
-from services.runtime.logging import get_logger
-from services.runtime.pipeline import Record
+from services.lib.policy import PolicyBook, Registry
+from services.lib.runtime.errors import PermanentError
+from services.lib.runtime.events import CaseEventRouter, emit
+from services.lib.runtime.logging import get_logger
+from services.lib.runtime.pipeline import Record
 
 log = get_logger(__name__)
 SERVICE = "intake"

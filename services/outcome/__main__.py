@@ -1,4 +1,4 @@
+from services.lib.runtime.service import main
 from services.outcome.app import SPEC
-from services.runtime.service import main
 
 main(SPEC)

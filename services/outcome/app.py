@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from contracts.topics import CASES
+from services.lib.runtime.service import ServiceSpec
 from services.outcome.usecases import Outcome
-from services.runtime.service import ServiceSpec
 
 SPEC = ServiceSpec(
     name="outcome",

@@ -17,11 +17,11 @@ from contracts.outcome import CaseClosed, CaseLinkDeclined
 from contracts.referral import CarePlanSet, PlanLine
 from contracts.scheduling import VisitDone
 from contracts.topics import updates
+from services.lib.runtime import outbox
+from services.lib.runtime.events import emit, read_case_event
+from services.lib.runtime.logging import get_logger
+from services.lib.runtime.pipeline import Record
 from services.outcome import domain, store
-from services.runtime import outbox
-from services.runtime.events import emit, read_case_event
-from services.runtime.logging import get_logger
-from services.runtime.pipeline import Record
 
 log = get_logger(__name__)
 SERVICE = "outcome"

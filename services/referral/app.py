@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from contracts.topics import CASES
+from services.lib.runtime.pipeline import Handler
+from services.lib.runtime.service import ServiceContext, ServiceSpec
+from services.lib.tasks import MIGRATIONS as TASKS_MIGRATIONS
+from services.lib.tasks.deadlines import deadline_watcher
 from services.referral.usecases import CaseEvents
-from services.runtime.pipeline import Handler
-from services.runtime.service import ServiceContext, ServiceSpec
-from services.tasks import MIGRATIONS as TASKS_MIGRATIONS
-from services.tasks.deadlines import deadline_watcher
 
 
 def _handler(context: ServiceContext) -> Handler:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from contracts.referral import PlanLine
-from services.policy import CapFit, Policy, fit_to_cap
+from services.lib.policy import CapFit, Policy, fit_to_cap
 
 # What the walking skeleton plans when nobody chooses quantities: a modest first
 # week of each requested service, in the service's own unit.

@@ -1,4 +1,4 @@
-"""Referral's SQL (tasks are in services.tasks)."""
+"""Referral's SQL (tasks are in services.lib.tasks)."""
 
 from __future__ import annotations
 

@@ -26,12 +26,12 @@ from contracts.referral import (
     ServicesLinked,
 )
 from contracts.scheduling import VisitDone
-from services.policy import PolicyBook, PolicyIncomplete
+from services.lib.policy import PolicyBook, PolicyIncomplete
+from services.lib.runtime.events import CaseEventRouter, emit
+from services.lib.runtime.logging import get_logger
+from services.lib.runtime.pipeline import Handler, Record
+from services.lib.tasks import operations as tasks
 from services.referral import domain, store
-from services.runtime.events import CaseEventRouter, emit
-from services.runtime.logging import get_logger
-from services.runtime.pipeline import Handler, Record
-from services.tasks import operations as tasks
 
 log = get_logger(__name__)
 SERVICE = "referral"

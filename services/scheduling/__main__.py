@@ -1,4 +1,4 @@
-from services.runtime.service import main
+from services.lib.runtime.service import main
 from services.scheduling.app import SPEC
 
 main(SPEC)

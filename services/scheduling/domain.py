@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
-from services.policy import SEOUL_TZ
+from services.lib.policy import SEOUL_TZ
 
 # Post-discharge visit within 72 hours of the actual discharge (programme design).
 POST_DISCHARGE_WITHIN = timedelta(hours=72)

@@ -1,4 +1,4 @@
-"""Scheduling's SQL (visits are tasks, in services.tasks)."""
+"""Scheduling's SQL (visits are tasks, in services.lib.tasks)."""
 
 from __future__ import annotations
 

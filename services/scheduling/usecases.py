@@ -26,10 +26,10 @@ from contracts.intake import (
 from contracts.outcome import CaseClosed
 from contracts.referral import CaseFailed, ReviewCompleted, ServicesLinked
 from contracts.scheduling import CaseOnHold, CaseResumed, VisitDone, VisitScheduled
-from services.runtime.events import CaseEventRouter, emit
-from services.runtime.pipeline import Handler, Record
+from services.lib.runtime.events import CaseEventRouter, emit
+from services.lib.runtime.pipeline import Handler, Record
+from services.lib.tasks import operations as tasks
 from services.scheduling import domain, store
-from services.tasks import operations as tasks
 
 SERVICE = "scheduling"
 

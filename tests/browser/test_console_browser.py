@@ -21,10 +21,10 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from services.runtime.settings import REPO_ROOT
-from services.simulators.hospital_io import publish
-from services.simulators.referrals import FakeHospital
-from services.stack import SystemInfo
+from services.lib.runtime.settings import REPO_ROOT
+from services.tools.simulators.hospital_io import publish
+from services.tools.simulators.referrals import FakeHospital
+from services.tools.stack import SystemInfo
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [

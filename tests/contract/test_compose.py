@@ -26,7 +26,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from pydantic import BaseModel
 
-from services.runtime.settings import (
+from services.lib.runtime.settings import (
     DEFAULT_HEALTH_PORTS,
     SERVICES,
     KafkaSettings,
@@ -482,7 +482,7 @@ def test_topics_job_creates_every_topic_before_any_service_starts(
     services: dict[str, dict[str, Any]],
 ) -> None:
     topics = services["topics"]
-    assert _command(topics) == ["python", "-m", "services.runtime.topics", "--create"]
+    assert _command(topics) == ["python", "-m", "services.lib.runtime.topics", "--create"]
     assert topics["depends_on"]["kafka"]["condition"] == "service_healthy"
     # A one-shot job: `unless-stopped`/`always` would re-run it after every success.
     restart = topics.get("restart", "no")
@@ -491,9 +491,9 @@ def test_topics_job_creates_every_topic_before_any_service_starts(
         condition = services[name]["depends_on"]["topics"]["condition"]
         assert condition == "service_completed_successfully", name
         assert services[name].get("restart") == "unless-stopped", name
-    assert (ROOT / "services" / "runtime" / "topics.py").is_file() or (
-        ROOT / "services" / "runtime" / "topics" / "__main__.py"
-    ).is_file(), "services.runtime.topics does not exist yet"
+    assert (ROOT / "services" / "lib" / "runtime" / "topics.py").is_file() or (
+        ROOT / "services" / "lib" / "runtime" / "topics" / "__main__.py"
+    ).is_file(), "services.lib.runtime.topics does not exist yet"
 
 
 def test_topics_job_reads_the_same_kafka_settings_as_the_services(
@@ -565,8 +565,8 @@ def test_dockerfile_copies_every_top_level_directory_the_services_import() -> No
     assert {"services", "contracts"} <= local_packages, local_packages
     needed = set(local_packages)
     # Configuration the code reads from the repository at run time.
-    from services.policy.policy import DEFAULT_POLICY_DIR
-    from services.policy.registry import DEFAULT_REGISTRY_FILE
+    from services.lib.policy.policy import DEFAULT_POLICY_DIR
+    from services.lib.policy.registry import DEFAULT_REGISTRY_FILE
 
     for default in (DEFAULT_REGISTRY_FILE, DEFAULT_POLICY_DIR):
         needed.add(Path(default).relative_to(ROOT).as_posix())
@@ -590,8 +590,8 @@ def test_dockerfile_builds_a_runtime_only_non_root_image() -> None:
 
 
 def test_dockerfile_carelink_variables_are_read_by_the_code_and_point_into_the_image() -> None:
-    from services.policy.policy import POLICY_DIR_ENV
-    from services.policy.registry import REGISTRY_FILE_ENV
+    from services.lib.policy.policy import POLICY_DIR_ENV
+    from services.lib.policy.registry import REGISTRY_FILE_ENV
 
     allowed = _allowed_settings_variables() | {POLICY_DIR_ENV, REGISTRY_FILE_ENV}
     workdirs = [
@@ -625,7 +625,7 @@ def test_runtime_dependencies_cover_every_third_party_import_of_the_services() -
     # The image installs `pip install .`: runtime dependencies only. A module the
     # services import that only a dev/local extra brings would fail at start-up.
     entry_points = [f"services.{name}.__main__" for name in SERVICES]
-    entry_points.append("services.runtime.topics")
+    entry_points.append("services.lib.runtime.topics")
     imported = _third_party_imports(entry_points)
     assert imported, "no third-party imports found: the import walk is broken"
     installed = _runtime_distributions()

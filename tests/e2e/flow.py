@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.simulators.hospital_io import Update, UpdatesReader, publish
-from services.simulators.referrals import FakeHospital, HospitalRecord
-from services.simulators.staff import Staff
+from services.tools.simulators.hospital_io import Update, UpdatesReader, publish
+from services.tools.simulators.referrals import FakeHospital, HospitalRecord
+from services.tools.simulators.staff import Staff
 
 
 class Referral:

@@ -24,15 +24,15 @@ from aiokafka.partitioner import murmur2
 from contracts import hospital_v1 as hv1
 from contracts import topics
 from contracts.cloudevents import Envelope
-from services.runtime.deadletter import (
+from services.lib.runtime.deadletter import (
     ERROR_HEADER,
     SOURCE_OFFSET_HEADER,
     SOURCE_PARTITION_HEADER,
     SOURCE_TOPIC_HEADER,
 )
-from services.simulators.hospital_io import Update, UpdatesReader, publish
-from services.simulators.referrals import FakeHospital
-from services.stack import SystemInfo
+from services.tools.simulators.hospital_io import Update, UpdatesReader, publish
+from services.tools.simulators.referrals import FakeHospital
+from services.tools.stack import SystemInfo
 
 pytestmark = pytest.mark.e2e
 

@@ -13,10 +13,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts import topics
-from services.simulators.hospital_io import UpdatesReader
-from services.simulators.referrals import FakeHospital
-from services.simulators.staff import Staff
-from services.stack import SystemInfo
+from services.tools.simulators.hospital_io import UpdatesReader
+from services.tools.simulators.referrals import FakeHospital
+from services.tools.simulators.staff import Staff
+from services.tools.stack import SystemInfo
 from tests.e2e.flow import Referral
 
 pytestmark = pytest.mark.e2e

@@ -16,12 +16,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts import topics
-from services.runtime.health import health_app
-from services.runtime.settings import SERVICES
-from services.simulators.hospital_io import UpdatesReader, publish
-from services.simulators.referrals import FakeHospital
-from services.simulators.staff import Staff
-from services.stack import SystemInfo
+from services.lib.runtime.health import health_app
+from services.lib.runtime.settings import SERVICES
+from services.tools.simulators.hospital_io import UpdatesReader, publish
+from services.tools.simulators.referrals import FakeHospital
+from services.tools.simulators.staff import Staff
+from services.tools.stack import SystemInfo
 
 pytestmark = pytest.mark.e2e
 

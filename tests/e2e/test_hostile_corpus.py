@@ -33,17 +33,17 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from contracts import topics
-from services.runtime.deadletter import (
+from services.lib.runtime.deadletter import (
     ERROR_HEADER,
     SOURCE_OFFSET_HEADER,
     SOURCE_PARTITION_HEADER,
     SOURCE_TOPIC_HEADER,
     TRUNCATED_HEADER,
 )
-from services.simulators import hospital_io
-from services.simulators.hospital_io import Update, UpdatesReader, publish
-from services.simulators.referrals import FakeHospital
-from services.stack import SystemInfo
+from services.tools.simulators import hospital_io
+from services.tools.simulators.hospital_io import Update, UpdatesReader, publish
+from services.tools.simulators.referrals import FakeHospital
+from services.tools.stack import SystemInfo
 from tests.e2e.hostile.corpus import HOSPITAL, MAX_RECORD_BYTES, TOPIC, Entry, build_corpus
 
 pytestmark = pytest.mark.e2e

@@ -13,10 +13,10 @@ import uuid
 
 import pytest
 
-from services.simulators.hospital import HospitalStats, run_hospital
-from services.simulators.scenario import TERMINAL, Board, Mix
-from services.simulators.staff_loop import StaffStats, run_staff
-from services.stack import SystemInfo
+from services.tools.simulators.hospital import HospitalStats, run_hospital
+from services.tools.simulators.scenario import TERMINAL, Board, Mix
+from services.tools.simulators.staff_loop import StaffStats, run_staff
+from services.tools.stack import SystemInfo
 
 pytestmark = pytest.mark.e2e
 

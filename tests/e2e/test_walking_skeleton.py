@@ -10,10 +10,10 @@ from __future__ import annotations
 import pytest
 
 from contracts import topics
-from services.simulators.hospital_io import UpdatesReader, publish
-from services.simulators.referrals import FakeHospital
-from services.simulators.staff import Staff
-from services.stack import SystemInfo
+from services.tools.simulators.hospital_io import UpdatesReader, publish
+from services.tools.simulators.referrals import FakeHospital
+from services.tools.simulators.staff import Staff
+from services.tools.stack import SystemInfo
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,4 @@
-"""Shared helpers for the services/runtime integration tests (real broker, real PostgreSQL).
+"""Shared helpers for the services/lib/runtime integration tests (real broker, real PostgreSQL).
 
 Every test makes its own database and topics with random names instead of cleaning up.
 Records are read back with an AIOKafkaConsumer on assigned partitions from the beginning
@@ -21,11 +21,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from contracts.topics import TopicSpec, dead_letters
-from services.localinfra import Endpoints, ensure_databases
-from services.runtime import db, kafka
-from services.runtime.outbox import OutboxRelay
-from services.runtime.pipeline import Record
-from services.runtime.settings import KafkaSettings
+from services.lib.runtime import db, kafka
+from services.lib.runtime.outbox import OutboxRelay
+from services.lib.runtime.pipeline import Record
+from services.lib.runtime.settings import KafkaSettings
+from services.tools.localinfra import Endpoints, ensure_databases
 
 # FastStream subscribers join a group: short sessions keep Tansu's join wait short.
 SUBSCRIBER_KAFKA = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 500}

@@ -20,14 +20,14 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from contracts import topics
-from services.cli import main as cli
-from services.cli.connect import load_system
-from services.cli.dlq import REPLAYS_TOPIC
-from services.cli.topics import fetch_one
-from services.runtime.settings import SERVICES
-from services.simulators.hospital_io import UpdatesReader, publish
-from services.simulators.referrals import FakeHospital
-from services.stack import SystemInfo
+from services.lib.runtime.settings import SERVICES
+from services.tools.cli import main as cli
+from services.tools.cli.connect import load_system
+from services.tools.cli.dlq import REPLAYS_TOPIC
+from services.tools.cli.topics import fetch_one
+from services.tools.simulators.hospital_io import UpdatesReader, publish
+from services.tools.simulators.referrals import FakeHospital
+from services.tools.stack import SystemInfo
 from tests.conftest import SESSION
 
 pytestmark = pytest.mark.integration

@@ -2,7 +2,7 @@
 
 A service started on a malformed policy directory or registry stops at once with
 exit code 2 and names the file and the field. A hospital added to a registry
-copy gets its two topics from `python -m services.runtime.topics --create`, with
+copy gets its two topics from `python -m services.lib.runtime.topics --create`, with
 no code change.
 """
 
@@ -22,8 +22,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts.topics import HOSPITAL_PARTITIONS, referrals, updates
 from services.intake.app import _topics
-from services.localinfra import Endpoints, ensure_databases
-from services.policy import load_registry
+from services.lib.policy import load_registry
+from services.tools.localinfra import Endpoints, ensure_databases
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -135,7 +135,14 @@ async def test_a_hospital_added_to_the_registry_gets_its_topics_without_code_cha
     registry.write_text(text.replace("\ncentres:\n", f"{entry}\ncentres:\n"), encoding="utf-8")
 
     result = await run(
-        [sys.executable, "-m", "services.runtime.topics", "--create", "--registry", str(registry)],
+        [
+            sys.executable,
+            "-m",
+            "services.lib.runtime.topics",
+            "--create",
+            "--registry",
+            str(registry),
+        ],
         child_env(CARELINK_KAFKA_BOOTSTRAP=endpoints.kafka_bootstrap),
     )
     assert result.returncode == 0, result.stderr[-2000:]

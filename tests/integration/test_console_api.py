@@ -17,10 +17,10 @@ import pytest
 
 from contracts import topics
 from services.console.auth import Sessions, User, hash_password, verify_password
-from services.policy import load_policies
-from services.simulators.hospital_io import UpdatesReader, publish
-from services.simulators.referrals import FakeHospital
-from services.stack import SystemInfo
+from services.lib.policy import load_policies
+from services.tools.simulators.hospital_io import UpdatesReader, publish
+from services.tools.simulators.referrals import FakeHospital
+from services.tools.stack import SystemInfo
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

@@ -9,16 +9,16 @@ import pytest
 from aiokafka import TopicPartition
 
 from contracts.topics import dead_letters
-from services.localinfra import Endpoints
-from services.runtime.deadletter import (
+from services.lib.runtime.deadletter import (
     CONSUMER_HEADER,
     ERROR_HEADER,
     SOURCE_OFFSET_HEADER,
     SOURCE_PARTITION_HEADER,
     SOURCE_TOPIC_HEADER,
 )
-from services.runtime.errors import PermanentError
-from services.runtime.pipeline import Pipeline, Record, RetryPolicy
+from services.lib.runtime.errors import PermanentError
+from services.lib.runtime.pipeline import Pipeline, Record, RetryPolicy
+from services.tools.localinfra import Endpoints
 from tests.integration.runtime_helpers import (
     ce_headers,
     committed_offset,

@@ -1,4 +1,4 @@
-"""services.runtime.inbox: one claim per (consumer, event id), dead letters replayable."""
+"""services.lib.runtime.inbox: one claim per (consumer, event id), dead letters replayable."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.localinfra import Endpoints
-from services.runtime import inbox
+from services.lib.runtime import inbox
+from services.tools.localinfra import Endpoints
 from tests.integration.runtime_helpers import inbox_rows, migrated_database, pool_for, unique
 
 pytestmark = pytest.mark.integration

@@ -18,13 +18,13 @@ from contracts.outcome import CaseLinkDeclined
 from contracts.topics import CASES
 from services.intake import domain as intake_domain
 from services.intake.usecases import Intake
-from services.localinfra import Endpoints, ensure_databases
+from services.lib.policy import load_policies, load_registry
+from services.lib.runtime import db
+from services.lib.runtime.outbox import decode_headers
+from services.lib.runtime.pipeline import Record
 from services.outcome.usecases import Outcome
-from services.policy import load_policies, load_registry
-from services.runtime import db
-from services.runtime.outbox import decode_headers
-from services.runtime.pipeline import Record
-from services.simulators.referrals import FakeHospital
+from services.tools.localinfra import Endpoints, ensure_databases
+from services.tools.simulators.referrals import FakeHospital
 
 pytestmark = pytest.mark.integration
 

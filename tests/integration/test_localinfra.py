@@ -20,8 +20,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-import services.localinfra.containers as containers_module
-from services.localinfra import (
+import services.tools.localinfra.containers as containers_module
+from services.tools.localinfra import (
     Infrastructure,
     InfrastructureError,
     choose_kind,
@@ -162,9 +162,9 @@ async def test_two_side_by_side_then_stop_frees_everything(
 async def test_a_taken_port_is_retried_with_another(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import services.localinfra.postgres as postgres_module
-    import services.localinfra.processes as processes_module
-    import services.localinfra.tansu as tansu_module
+    import services.tools.localinfra.postgres as postgres_module
+    import services.tools.localinfra.processes as processes_module
+    import services.tools.localinfra.tansu as tansu_module
 
     squatter = socket.socket()
     squatter.bind(("127.0.0.1", 0))
@@ -250,7 +250,7 @@ def test_a_killed_parent_takes_its_servers_along(tmp_path: Path) -> None:
     script = (
         "import json, sys, time\n"
         "from pathlib import Path\n"
-        "from services.localinfra import start_infrastructure\n"
+        "from services.tools.localinfra import start_infrastructure\n"
         f"infra = start_infrastructure(Path({str(tmp_path)!r}), kind='embedded')\n"
         "print(json.dumps([infra.broker_pid, infra.postgres_pid]), flush=True)\n"
         "time.sleep(120)\n"

@@ -1,4 +1,4 @@
-"""services.runtime.db: versioned migrations under an advisory lock, and the pool."""
+"""services.lib.runtime.db: versioned migrations under an advisory lock, and the pool."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.localinfra import Endpoints
-from services.runtime import db
+from services.lib.runtime import db
+from services.tools.localinfra import Endpoints
 from tests.integration.runtime_helpers import new_database, pool_for
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""services.runtime.outbox: enqueue in the handler's transaction, OutboxRelay publishes."""
+"""services.lib.runtime.outbox: enqueue in the handler's transaction, OutboxRelay publishes."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.localinfra import Endpoints, Infrastructure
-from services.runtime import outbox
+from services.lib.runtime import outbox
+from services.tools.localinfra import Endpoints, Infrastructure
 from tests.integration.runtime_helpers import (
     make_relay,
     migrated_database,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from services.localinfra import Endpoints
-from services.runtime import outbox
-from services.runtime.deadletter import TRUNCATED_HEADER, send_to_dead_letters
-from services.runtime.outbox import decode_headers
+from services.lib.runtime import outbox
+from services.lib.runtime.deadletter import TRUNCATED_HEADER, send_to_dead_letters
+from services.lib.runtime.outbox import decode_headers
+from services.tools.localinfra import Endpoints
 from tests.integration.runtime_helpers import (
     migrated_database,
     new_topic,

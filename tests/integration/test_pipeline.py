@@ -1,4 +1,4 @@
-"""services.runtime.pipeline: one record, one transaction; retries, dead letters, redelivery.
+"""services.lib.runtime.pipeline: one record, one transaction; retries, dead letters, redelivery.
 
 Most tests call Pipeline directly with hand-made Records (PostgreSQL only); the last one
 runs it behind the real FastStream subscriber on the real broker.
@@ -14,8 +14,7 @@ import asyncpg
 import pytest
 from aiokafka import TopicPartition
 
-from services.localinfra import Endpoints
-from services.runtime.deadletter import (
+from services.lib.runtime.deadletter import (
     CONSUMER_HEADER,
     ERROR_HEADER,
     FAILED_AT_HEADER,
@@ -23,9 +22,10 @@ from services.runtime.deadletter import (
     SOURCE_PARTITION_HEADER,
     SOURCE_TOPIC_HEADER,
 )
-from services.runtime.errors import PermanentError, TransientFailure
-from services.runtime.outbox import decode_headers
-from services.runtime.pipeline import Handler, Pipeline, Record, RetryPolicy
+from services.lib.runtime.errors import PermanentError, TransientFailure
+from services.lib.runtime.outbox import decode_headers
+from services.lib.runtime.pipeline import Handler, Pipeline, Record, RetryPolicy
+from services.tools.localinfra import Endpoints
 from tests.integration.runtime_helpers import (
     ce_headers,
     committed_offset,

@@ -1,4 +1,4 @@
-"""services.runtime.pipeline batches: one transaction per batch, a savepoint per record,
+"""services.lib.runtime.pipeline batches: one transaction per batch, a savepoint per record,
 and exactly the same outcome per record as one record at a time."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import asyncpg
 import pytest
 from aiokafka import TopicPartition
 
-from services.localinfra import Endpoints
-from services.runtime.errors import PermanentError
-from services.runtime.outbox import decode_headers
-from services.runtime.pipeline import Handler, Pipeline, Record, RetryPolicy
+from services.lib.runtime.errors import PermanentError
+from services.lib.runtime.outbox import decode_headers
+from services.lib.runtime.pipeline import Handler, Pipeline, Record, RetryPolicy
+from services.tools.localinfra import Endpoints
 from tests.integration.runtime_helpers import (
     ce_headers,
     committed_offset,

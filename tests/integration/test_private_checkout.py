@@ -16,9 +16,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-import services.localinfra.postgres as postgres_module
-from services.localinfra import InfrastructureError, start_infrastructure
-from services.localinfra.unprivileged import (
+import services.tools.localinfra.postgres as postgres_module
+from services.tools.localinfra import InfrastructureError, start_infrastructure
+from services.tools.localinfra.unprivileged import (
     POSTGRES_OS_USER,
     blocked_folder,
     ensure_os_user,

@@ -1,4 +1,4 @@
-"""services/tasks: the coordinators' task queue against the real PostgreSQL (no mocks).
+"""services/lib/tasks: the coordinators' task queue against the real PostgreSQL (no mocks).
 
 One fresh database per module (escalation tests get their own, since the watcher
 scans the whole table). Time is moved with the operations' `now` parameter.
@@ -16,14 +16,14 @@ from typing import Any
 import asyncpg
 import pytest
 
-import services.tasks
+import services.lib.tasks
 from contracts.escalations import TaskOverdue
 from contracts.topics import ESCALATIONS
-from services.localinfra import Endpoints, ensure_databases
-from services.runtime.db import RUNTIME_MIGRATIONS, create_pool, load_migrations, migrate
-from services.runtime.outbox import decode_headers
-from services.tasks import operations as ops
-from services.tasks.deadlines import escalate_overdue
+from services.lib.runtime.db import RUNTIME_MIGRATIONS, create_pool, load_migrations, migrate
+from services.lib.runtime.outbox import decode_headers
+from services.lib.tasks import operations as ops
+from services.lib.tasks.deadlines import escalate_overdue
+from services.tools.localinfra import Endpoints, ensure_databases
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -39,7 +39,7 @@ async def fresh_pool(endpoints: Endpoints, *, max_size: int = 5) -> asyncpg.Pool
         await migrate(
             conn,
             load_migrations(
-                [("runtime", RUNTIME_MIGRATIONS), ("tasks", services.tasks.MIGRATIONS)]
+                [("runtime", RUNTIME_MIGRATIONS), ("tasks", services.lib.tasks.MIGRATIONS)]
             ),
         )
     finally:

@@ -48,13 +48,13 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from contracts import hospital_v1 as hv1
 from contracts.cloudevents import Envelope
-from services.simulators.referrals import FakeHospital
+from services.tools.simulators.referrals import FakeHospital
 
 HOSPITAL = "police-hospital"
 OTHER_HOSPITAL = "severance"
 TOPIC = f"hospital.{HOSPITAL}.referrals"
 SCHEMAS = Path(__file__).resolve().parents[3] / "contracts" / "schemas"
-# services.runtime.settings.KafkaSettings.max_record_bytes: larger records are refused unread.
+# services.lib.runtime.settings.KafkaSettings.max_record_bytes: larger records are refused unread.
 MAX_RECORD_BYTES = 1_000_000
 
 # How many documents to draw per schema (every one is mutated; invalid mutants only are kept).

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from services.bench.report import (
+from services.tools.bench.report import (
     evaluate_targets,
     figures,
     latency_groups,
@@ -29,7 +29,7 @@ def a_result(**overrides: Any) -> dict[str, Any]:
             "os": "Linux",
             "infrastructure": "embedded",
         },
-        "settings": {"mode": "quick", "command": "python -m services.bench --quick"},
+        "settings": {"mode": "quick", "command": "python -m services.tools.bench --quick"},
         "raw": {
             "kafka": {
                 "messages": 10_000,

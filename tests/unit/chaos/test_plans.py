@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from services.chaos.harness import Options, _still_finishing, check_loopback, window_for
-from services.chaos.load import split
-from services.chaos.scenarios import SCENARIOS, PlanContext, Step
-from services.runtime.settings import SERVICES
-from services.stack.system import SystemInfo
+from services.lib.runtime.settings import SERVICES
+from services.tools.chaos.harness import Options, _still_finishing, check_loopback, window_for
+from services.tools.chaos.load import split
+from services.tools.chaos.scenarios import SCENARIOS, PlanContext, Step
+from services.tools.stack.system import SystemInfo
 
 
 def plan(name: str, *, quick: bool = False, seed: int = 1, window: float = 118.0) -> list[Step]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.chaos.verify import (
+from services.tools.chaos.verify import (
     DUPLICATE,
     FAIL,
     HARNESS,

@@ -12,10 +12,10 @@ from types import SimpleNamespace
 import pytest
 from aiokafka import TopicPartition
 
-from services.cli import main as cli
-from services.cli.connect import ConnectError, load_system
-from services.cli.dlq import DeadLetter, ReplayOutcome, replay_headers
-from services.cli.lag import (
+from services.tools.cli import main as cli
+from services.tools.cli.connect import ConnectError, load_system
+from services.tools.cli.dlq import DeadLetter, ReplayOutcome, replay_headers
+from services.tools.cli.lag import (
     PartitionLag,
     committed_value,
     expected_topics,
@@ -24,9 +24,9 @@ from services.cli.lag import (
     partition_lag,
     select_groups,
 )
-from services.cli.output import emit, format_age, render_table
-from services.cli.topics import Message, figures_from
-from services.cli.trace import allowed_fields, in_order, trace_event
+from services.tools.cli.output import emit, format_age, render_table
+from services.tools.cli.topics import Message, figures_from
+from services.tools.cli.trace import allowed_fields, in_order, trace_event
 
 # -- lag ---------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from services.policy import (
+from services.lib.policy import (
     ConfigError,
     PolicyBook,
     PolicyIncomplete,
@@ -19,7 +19,7 @@ from services.policy import (
     price_plan,
     seoul_date,
 )
-from services.policy.policy import DEFAULT_POLICY_DIR, POLICY_DIR_ENV
+from services.lib.policy.policy import DEFAULT_POLICY_DIR, POLICY_DIR_ENV
 
 MEDIAN = {
     2022: (1_944_812, 3_260_085, 4_194_701, 5_121_080, 6_024_515, 6_907_004),

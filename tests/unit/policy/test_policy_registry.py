@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from services.policy import ConfigError, Registry, load_policies, load_registry
-from services.policy.registry import DEFAULT_REGISTRY_FILE, REGISTRY_FILE_ENV
+from services.lib.policy import ConfigError, Registry, load_policies, load_registry
+from services.lib.policy.registry import DEFAULT_REGISTRY_FILE, REGISTRY_FILE_ENV
 
 EXPECTED_HOSPITALS = {
     "police-hospital": "Songpa-gu",

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from services.policy import (
+from services.lib.policy import (
     FeeRule,
     Policy,
     PolicyBook,
@@ -23,7 +23,7 @@ from services.policy import (
     median_income,
     price_plan,
 )
-from services.policy.policy import DEFAULT_POLICY_DIR
+from services.lib.policy.policy import DEFAULT_POLICY_DIR
 
 # Standard median income 2025 for households 1..10; 7..10 derived by hand:
 # 8,064,805 + k * (8,064,805 - 7,108,192 = 956,613).

@@ -18,10 +18,10 @@ from aiokafka.errors import (
 from pydantic import BaseModel, EmailStr, Field, ValidationError
 
 from contracts import hospital_v1 as hv1
-from services.runtime.errors import PermanentError, describe, is_transient
-from services.runtime.outbox import decode_headers, encode_headers
-from services.runtime.pipeline import Record, RetryPolicy
-from services.simulators.referrals import FakeHospital
+from services.lib.runtime.errors import PermanentError, describe, is_transient
+from services.lib.runtime.outbox import decode_headers, encode_headers
+from services.lib.runtime.pipeline import Record, RetryPolicy
+from services.tools.simulators.referrals import FakeHospital
 
 # ---------------------------------------------------------------- describe
 

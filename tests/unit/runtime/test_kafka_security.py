@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 
-from services.runtime.kafka import client_options, make_broker, make_producer
-from services.runtime.settings import KafkaSettings, ServiceSettings
+from services.lib.runtime.kafka import client_options, make_broker, make_producer
+from services.lib.runtime.settings import KafkaSettings, ServiceSettings
 
 PASSWORD = "pa55-Wörd-that-must-not-leak-7f3a9c"
 USERNAME = "carelink-intake"

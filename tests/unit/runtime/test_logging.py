@@ -1,4 +1,4 @@
-"""services.runtime.logging: one JSON shape for our lines and the libraries', no locals.
+"""services.lib.runtime.logging: one JSON shape for our lines and the libraries', no locals.
 
 configure_logging replaces the root logger's handlers and structlog's global
 configuration; every test restores both before it returns (inside the test, so
@@ -17,8 +17,8 @@ from typing import Any
 
 import structlog
 
-from services.runtime import logging as carelink_logging
-from services.runtime.logging import configure_logging, get_logger
+from services.lib.runtime import logging as carelink_logging
+from services.lib.runtime.logging import configure_logging, get_logger
 
 SERVICE = "intake-under-test"
 _LIBRARY_LOGGERS = ("aiokafka", "faststream", "uvicorn", "uvicorn.error", "uvicorn.access")

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 
 from contracts.hospital_v1 import ReferralSubmitted
 from services.intake.domain import Refused, Triage, content_hash, field_errors, patient_key, triage
-from services.policy import PolicyBook, Registry, load_policies, load_registry
-from services.simulators.referrals import FakeHospital
+from services.lib.policy import PolicyBook, Registry, load_policies, load_registry
+from services.tools.simulators.referrals import FakeHospital
 
 POLICIES: PolicyBook = load_policies()
 REGISTRY: Registry = load_registry()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from contracts.referral import PlanLine
-from services.policy import SERVICE_CODES, load_policies
+from services.lib.policy import SERVICE_CODES, load_policies
 from services.referral.domain import default_request, plan, plan_lines
 
 POLICY_2025 = load_policies().for_year(2025)

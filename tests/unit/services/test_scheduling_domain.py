@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from services.policy import SEOUL_TZ
+from services.lib.policy import SEOUL_TZ
 from services.scheduling.domain import (
     post_discharge_window,
     postponed_beyond_horizon,

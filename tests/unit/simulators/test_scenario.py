@@ -11,7 +11,7 @@ import pytest
 from faker.providers.person.ko_KR import Provider as KoreanNames
 
 from contracts.hospital_v1 import CancelReason, ReferralSubmitted
-from services.simulators.scenario import (
+from services.tools.simulators.scenario import (
     KINDS,
     SERVED_DISTRICTS,
     TERMINAL,

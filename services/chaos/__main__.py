@@ -1,5 +1,0 @@
-import sys
-
-from services.chaos.cli import main
-
-sys.exit(main())

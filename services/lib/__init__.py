@@ -1,0 +1,1 @@
+"""Libraries: imported by the deployables and tools, never run on their own."""

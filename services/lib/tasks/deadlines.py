@@ -1,0 +1,91 @@
+"""The deadline watcher: overdue tasks raise one escalation each on care.escalations."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import asyncpg
+
+from contracts.cloudevents import Envelope
+from contracts.escalations import TaskOverdue
+from contracts.topics import ESCALATIONS
+from services.lib.runtime import outbox
+from services.lib.runtime.logging import get_logger
+from services.lib.runtime.service import ServiceContext
+
+log = get_logger(__name__)
+
+
+async def escalate_overdue(
+    conn: asyncpg.Connection, *, service: str, now: datetime, limit: int = 200
+) -> int:
+    """Escalate up to `limit` overdue tasks once each; safe with several instances
+    (SKIP LOCKED: two watchers never take the same task)."""
+    async with conn.transaction():
+        rows = await conn.fetch(
+            """SELECT id, case_id, kind, centre_id, priority, due_at, status FROM tasks
+               WHERE status IN ('open', 'claimed') AND escalated_at IS NULL AND due_at < $1
+               ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED""",
+            now,
+            limit,
+        )
+        for row in rows:
+            event = TaskOverdue(
+                task_id=row["id"],
+                service=service,
+                case_id=row["case_id"],
+                kind=row["kind"],
+                centre_id=row["centre_id"],
+                priority=row["priority"],
+                due_at=row["due_at"],
+                status=row["status"],
+                detected_at=now,
+            )
+            envelope = Envelope.new(
+                source=f"carelink/{service}",
+                type=TaskOverdue.ce_type,
+                subject=row["case_id"],
+                event_id=f"{service}/task/{row['id']}/overdue",
+            )
+            await outbox.enqueue_event(
+                conn, topic=ESCALATIONS, key=row["case_id"], envelope=envelope, data=event
+            )
+        if rows:
+            await conn.execute(
+                "UPDATE tasks SET escalated_at = $2 WHERE id = ANY($1::bigint[])",
+                [r["id"] for r in rows],
+                now,
+            )
+    if rows:
+        log.warning("tasks overdue, escalated", count=len(rows))
+    return len(rows)
+
+
+async def watch_deadlines(
+    pool: asyncpg.Pool, *, service: str, stop: asyncio.Event, interval_s: float = 30.0
+) -> None:
+    while not stop.is_set():
+        try:
+            async with pool.acquire() as conn:
+                await escalate_overdue(conn, service=service, now=datetime.now(UTC))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("deadline watcher could not reach the database", error=type(exc).__name__)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval_s)
+
+
+def deadline_watcher(service: str) -> Callable[[ServiceContext, asyncio.Event], Awaitable[None]]:
+    """The watcher as a service's extra task (see ServiceSpec.extra_tasks)."""
+
+    async def run(context: ServiceContext, stop: asyncio.Event) -> None:
+        await watch_deadlines(
+            context.pool,
+            service=service,
+            stop=stop,
+            interval_s=context.settings.deadline_scan_interval_s,
+        )
+
+    return run

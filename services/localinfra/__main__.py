@@ -1,5 +1,0 @@
-import sys
-
-from services.localinfra.cli import main
-
-sys.exit(main())

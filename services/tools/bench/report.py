@@ -1,0 +1,453 @@
+"""Pure bookkeeping of the benchmark: percentiles, the targets, and the Markdown
+report. No I/O and no servers, so it is unit-tested on its own.
+
+The result is a plain dict (what docs/bench/result.json holds); missing parts
+(a phase that failed or was skipped) show as "n/a" and their targets as not measured.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+# Targets (the brief's numbers): reported, never asserted.
+INTAKE_SHARE_OF_RAW = 0.20
+LATENCY_FACTOR_OF_RAW = 10.0
+LOOP_SHARE_OF_RAW = 0.03
+SCALE_RATIO = 0.8
+SERVICE_RSS_MB = 200.0
+SERVICES = ("intake", "referral", "scheduling", "outcome")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100), linear between closest ranks (numpy's default)."""
+    if not values:
+        return math.nan
+    if not 0 <= q <= 100:
+        raise ValueError("q must be between 0 and 100")
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float]:
+    """p50/p95/p99 plus max, mean and count, as the report shows them."""
+    if not values:
+        return {"p50": math.nan, "p95": math.nan, "p99": math.nan, "max": math.nan,
+                "mean": math.nan, "count": 0}  # fmt: skip
+    return {
+        "p50": percentile(values, 50),
+        "p95": percentile(values, 95),
+        "p99": percentile(values, 99),
+        "max": max(values),
+        "mean": sum(values) / len(values),
+        "count": len(values),
+    }
+
+
+def dig(result: Mapping[str, Any], *path: str) -> Any:
+    """result[a][b]...; None when any step is missing."""
+    node: Any = result
+    for key in path:
+        if not isinstance(node, Mapping) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return None if math.isnan(value) else float(value)
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    rule: str
+    measured: str  # the number as the report shows it
+    value: float | None
+    threshold: float | None
+    met: bool | None  # None: not measured, or reported without a threshold
+
+    @property
+    def verdict(self) -> str:
+        if self.met is None:
+            return "report only" if self.threshold is None and self.value is not None else "n/a"
+        return "met" if self.met else "missed"
+
+
+def _share_target(
+    name: str, rule: str, part: float | None, whole: float | None, share: float
+) -> Target:
+    if part is None or not whole:
+        return Target(name, rule, "not measured", None, share, None)
+    ratio = part / whole
+    return Target(
+        name,
+        rule,
+        f"{fmt_rate(part)} = {ratio:.1%} of {fmt_rate(whole)}",
+        ratio,
+        share,
+        ratio >= share,
+    )
+
+
+def evaluate_targets(result: Mapping[str, Any]) -> list[Target]:
+    raw_rate = _number(dig(result, "raw", "kafka", "round_trip_rate"))
+    raw_p99 = _number(dig(result, "raw", "kafka", "latency_ms", "p99"))
+    batched = _number(dig(result, "intake", "batched", "rate"))
+    naive = _number(dig(result, "intake", "naive", "rate"))
+    targets = [
+        _share_target(
+            "intake throughput",
+            f">= {INTAKE_SHARE_OF_RAW:.0%} of the raw broker round-trip rate",
+            batched,
+            raw_rate,
+            INTAKE_SHARE_OF_RAW,
+        )
+    ]
+
+    p99 = _number(dig(result, "intake", "batched", "latency_ms", "p99"))
+    rule = f"p99 at half load <= {LATENCY_FACTOR_OF_RAW:g} x raw round-trip p99"
+    if p99 is None or raw_p99 is None:
+        targets.append(Target("intake latency", rule, "not measured", None, None, None))
+    else:
+        limit = LATENCY_FACTOR_OF_RAW * raw_p99
+        targets.append(
+            Target(
+                "intake latency",
+                rule,
+                f"{fmt_ms(p99)} vs limit {fmt_ms(limit)} ({p99 / raw_p99:.1f} x raw p99 {fmt_ms(raw_p99)})"
+                if raw_p99 > 0
+                else f"{fmt_ms(p99)} vs limit {fmt_ms(limit)}",
+                p99,
+                limit,
+                p99 <= limit,
+            )
+        )
+
+    targets.append(
+        _share_target(
+            "whole-loop throughput",
+            f">= {LOOP_SHARE_OF_RAW:.0%} of the raw broker round-trip rate",
+            _number(dig(result, "loop", "rate")),
+            raw_rate,
+            LOOP_SHARE_OF_RAW,
+        )
+    )
+
+    ratio = _number(dig(result, "scale", "ratio"))
+    cases = dig(result, "scale", "cases")
+    rule = f"intake rate with {fmt_count(cases)} cases stored >= {SCALE_RATIO:g} x empty store"
+    targets.append(
+        Target("scale", rule, "not measured", None, SCALE_RATIO, None)
+        if ratio is None
+        else Target(
+            "scale",
+            rule,
+            f"{ratio:.2f} ({fmt_rate(dig(result, 'scale', 'intake', 'rate'))} vs {fmt_rate(batched)})",
+            ratio,
+            SCALE_RATIO,
+            ratio >= SCALE_RATIO,
+        )
+    )
+
+    peaks = dig(result, "memory", "peak_mb") or {}
+    for service in _processes(peaks):
+        mb = _number(peaks.get(service))
+        rule = f"peak RSS < {SERVICE_RSS_MB:g} MB"
+        targets.append(
+            Target(f"memory {service}", rule, "not measured", None, SERVICE_RSS_MB, None)
+            if mb is None
+            else Target(
+                f"memory {service}", rule, f"{mb:.0f} MB", mb, SERVICE_RSS_MB, mb < SERVICE_RSS_MB
+            )
+        )
+
+    gain = batched / naive if batched is not None and naive else None
+    targets.append(
+        Target(
+            "batched vs naive",
+            "gain of batched consumers over one commit per message (reported)",
+            "not measured"
+            if gain is None
+            else f"{gain:.1f} x ({fmt_rate(batched)} vs {fmt_rate(naive)})",
+            gain,
+            None,
+            None,
+        )
+    )
+    return targets
+
+
+def targets_as_dicts(targets: Iterable[Target]) -> list[dict[str, Any]]:
+    return [{**asdict(t), "verdict": t.verdict} for t in targets]
+
+
+# -- formatting ---------------------------------------------------------------------
+
+
+def fmt_rate(value: Any, unit: str = "/s") -> str:
+    number = _number(value)
+    if number is None:
+        return "n/a"
+    return f"{number:,.0f}{unit}" if number >= 100 else f"{number:,.1f}{unit}"
+
+
+def fmt_ms(value: Any) -> str:
+    number = _number(value)
+    if number is None:
+        return "n/a"
+    if number >= 1000:
+        return f"{number / 1000:,.2f} s"
+    return f"{number:,.1f} ms" if number >= 10 else f"{number:,.2f} ms"
+
+
+def fmt_count(value: Any) -> str:
+    number = _number(value)
+    return "n/a" if number is None else f"{number:,.0f}"
+
+
+def fmt_mb(value: Any) -> str:
+    number = _number(value)
+    return "n/a" if number is None else f"{number:,.0f} MB"
+
+
+def _latency(pct: Any) -> str:
+    if not isinstance(pct, Mapping):
+        return "n/a"
+    return " / ".join(fmt_ms(pct.get(k)) for k in ("p50", "p95", "p99"))
+
+
+def figures(result: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Every figure of the run as (what, value), in report order."""
+    rows: list[tuple[str, str]] = []
+    kafka = dig(result, "raw", "kafka") or {}
+    size = kafka.get("message_bytes")
+    rows += [
+        (
+            f"raw Kafka produce ({fmt_count(kafka.get('messages'))} x {fmt_count(size)} B)",
+            fmt_rate(kafka.get("produce_rate")),
+        ),
+        ("raw Kafka consume", fmt_rate(kafka.get("consume_rate"))),
+        (
+            "raw Kafka round trip (first send -> last receive)",
+            fmt_rate(kafka.get("round_trip_rate")),
+        ),
+        (
+            f"raw Kafka round-trip latency p50/p95/p99 at {fmt_rate(kafka.get('latency_achieved_rate'))}",
+            _latency(kafka.get("latency_ms")),
+        ),
+    ]
+    end = dig(result, "raw", "kafka_at_end") or {}
+    if end:
+        rows += [
+            (
+                "raw Kafka round trip again at the end of the run",
+                fmt_rate(end.get("round_trip_rate")),
+            ),
+            (
+                "raw Kafka round-trip latency p50/p95/p99 at the end",
+                _latency(end.get("latency_ms")),
+            ),
+        ]
+    pg = dig(result, "raw", "postgres") or {}
+    rows += [
+        (
+            f"raw PostgreSQL inserts, one transaction ({fmt_count(pg.get('batch_rows'))} rows)",
+            fmt_rate(pg.get("batch_rows_per_s"), " rows/s"),
+        ),
+        (
+            f"raw PostgreSQL inserts, one commit per row ({fmt_count(pg.get('single_rows'))} rows)",
+            fmt_rate(pg.get("single_rows_per_s"), " rows/s"),
+        ),
+    ]
+    for key, label in (
+        ("batched", "intake, batched consumers"),
+        ("naive", "intake, one commit per message"),
+    ):
+        run = dig(result, "intake", key) or {}
+        rows += _intake_rows(label, run)
+    loop = result.get("loop") or {}
+    rows += [
+        (
+            f"whole loop to completed ({fmt_count(loop.get('referrals'))} referrals, instant staff)",
+            fmt_rate(loop.get("rate")),
+        ),
+        ("whole loop: updates per referral", _plain(loop.get("updates_per_referral"))),
+        (
+            "whole loop: care.cases events per referral",
+            _plain(loop.get("case_events_per_referral")),
+        ),
+        (
+            "whole loop: burst start -> completed p50/p95/p99",
+            _latency(loop.get("latency_ms")),
+        ),
+        *_cpu_rows("whole loop", "completed referral", loop.get("cpu")),
+    ]
+    scale = result.get("scale") or {}
+    load = scale.get("load") or {}
+    rows.append(
+        (
+            f"scale: bulk load of {fmt_count(scale.get('cases'))} cases",
+            f"{fmt_count(load.get('rows'))} rows in {_plain(load.get('seconds'))} s",
+        )
+    )
+    rows += _intake_rows("intake over the loaded store", scale.get("intake") or {})
+    rows.append(("scale ratio (loaded / empty store)", _plain(scale.get("ratio"))))
+    peaks = dig(result, "memory", "peak_mb") or {}
+    for service in _processes(peaks):
+        rows.append((f"peak RSS {service}", fmt_mb(peaks.get(service))))
+    for name, mb in (dig(result, "memory", "infrastructure_peak_mb") or {}).items():
+        rows.append((f"peak RSS {name}", fmt_mb(mb)))
+    return rows
+
+
+def _processes(peaks: Mapping[str, Any]) -> list[str]:
+    """The four services (measured or not), then any other process of the system."""
+    return [*SERVICES, *sorted(k for k in peaks if k not in SERVICES)]
+
+
+def _intake_rows(label: str, run: Mapping[str, Any]) -> list[tuple[str, str]]:
+    return [
+        (
+            f"{label}: submissions -> received ({fmt_count(run.get('referrals'))} referrals)",
+            fmt_rate(run.get("rate")),
+        ),
+        (f"{label}: steady rate (10th-90th percentile arrivals)", fmt_rate(run.get("steady_rate"))),
+        (
+            f"{label}: latency p50/p95/p99 at {fmt_rate(run.get('latency_achieved_rate'))}",
+            _latency(run.get("latency_ms")),
+        ),
+        *_cpu_rows(label, "referral", run.get("cpu")),
+    ]
+
+
+def _cpu_rows(label: str, item: str, cpu: Any) -> list[tuple[str, str]]:
+    if not isinstance(cpu, Mapping) or _number(cpu.get("cpu_ms_per_item")) is None:
+        return []
+    by_process = cpu.get("cpu_ms_per_item_by_process") or {}
+    split = ", ".join(
+        f"{name} {_plain(by_process[name])}" for name in sorted(by_process, key=_process_order)
+    )
+    rows = [
+        (
+            f"{label}: CPU per {item} (services, broker, PostgreSQL)",
+            f"{_plain(cpu['cpu_ms_per_item'])} ms ({split})",
+        ),
+        (
+            f"{label}: rate if CPU-bound on this machine's cores alone",
+            fmt_rate(cpu.get("cpu_bound_rate")),
+        ),
+    ]
+    share = _number(cpu.get("outside_cpu_share"))
+    if share is not None:
+        rows.append((f"{label}: machine CPU taken by work outside the benchmark", f"{share:.0%}"))
+    return rows
+
+
+def _plain(value: Any) -> str:
+    number = _number(value)
+    if number is None:
+        return "n/a"
+    return f"{number:,.2f}" if abs(number) < 100 else f"{number:,.0f}"
+
+
+def _process_order(name: str) -> tuple[int, str]:
+    order = [*SERVICES, "console", "broker", "postgresql", "bench"]
+    return (order.index(name) if name in order else len(order), name)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(result: Mapping[str, Any], targets: Sequence[Target]) -> str:
+    machine = result.get("machine") or {}
+    lines = [
+        "# carelink benchmark",
+        "",
+        f"- date: {result.get('date', 'n/a')}",
+        f"- machine: {machine.get('cpu_model', 'n/a')}, {machine.get('cores', 'n/a')} cores, "
+        f"{_plain(machine.get('ram_gb'))} GB RAM, Python {machine.get('python', 'n/a')}, "
+        f"{machine.get('os', 'n/a')}",
+        f"- infrastructure: {machine.get('infrastructure', 'n/a')}",
+        f"- mode: {dig(result, 'settings', 'mode') or 'n/a'}; "
+        f"command: `{dig(result, 'settings', 'command') or 'python -m services.tools.bench'}`",
+        "",
+        "## Targets",
+        "",
+        "| target | rule | measured | verdict |",
+        "|---|---|---|---|",
+    ]
+    for t in targets:
+        lines.append(f"| {_cell(t.name)} | {_cell(t.rule)} | {_cell(t.measured)} | {t.verdict} |")
+    lines += ["", "## Figures", "", "| figure | value |", "|---|---|"]
+    for what, value in figures(result):
+        lines.append(f"| {_cell(what)} | {_cell(value)} |")
+    cpu = dig(result, "memory", "cpu_seconds_by_phase") or {}
+    busy = dig(result, "memory", "machine_busy_cpu_seconds_by_phase") or {}
+    if cpu:
+        names = sorted({n for used in cpu.values() for n in used}, key=_process_order)
+        lines += [
+            "",
+            "## CPU seconds per process and phase",
+            "",
+            "The last two columns: every process on the machine, and what of that was "
+            "outside the benchmark (other work sharing the cores).",
+            "",
+            "| phase | " + " | ".join(names) + " | machine | outside |",
+            "|---" * (len(names) + 3) + "|",
+        ]
+        for phase, used in cpu.items():
+            cells = " | ".join(_plain(used.get(n)) for n in names)
+            total = _number(busy.get(phase))
+            outside = None if total is None else max(0.0, total - sum(used.values()))
+            lines.append(f"| {_cell(phase)} | {cells} | {_plain(total)} | {_plain(outside)} |")
+    timings = result.get("timings_s") or {}
+    if timings:
+        lines += ["", "## Time per phase", "", "| phase | seconds |", "|---|---|"]
+        for phase, seconds in timings.items():
+            lines.append(f"| {_cell(phase)} | {_plain(seconds)} |")
+    errors = result.get("errors") or []
+    if errors:
+        lines += ["", "## Problems during the run", ""]
+        lines += [f"- {_cell(str(e))}" for e in errors]
+    lines += ["", "All figures come from one run; see result.json for every number.", ""]
+    return "\n".join(lines)
+
+
+def throughput_bars(result: Mapping[str, Any]) -> list[tuple[str, float]]:
+    """(label, records per second) for the throughput chart; missing figures left out."""
+    candidates = [
+        ("raw produce", dig(result, "raw", "kafka", "produce_rate")),
+        ("raw consume", dig(result, "raw", "kafka", "consume_rate")),
+        ("raw round trip", dig(result, "raw", "kafka", "round_trip_rate")),
+        ("intake batched", dig(result, "intake", "batched", "rate")),
+        ("intake naive", dig(result, "intake", "naive", "rate")),
+        ("intake, loaded store", dig(result, "scale", "intake", "rate")),
+        ("whole loop", dig(result, "loop", "rate")),
+    ]
+    return [(label, float(v)) for label, v in candidates if _number(v) is not None]
+
+
+def latency_groups(result: Mapping[str, Any]) -> list[tuple[str, dict[str, float]]]:
+    """(label, {p50, p95, p99} in ms) for the latency chart; missing ones left out."""
+    candidates = [
+        ("raw round trip", dig(result, "raw", "kafka", "latency_ms")),
+        ("intake batched", dig(result, "intake", "batched", "latency_ms")),
+        ("intake naive", dig(result, "intake", "naive", "latency_ms")),
+        ("intake, loaded store", dig(result, "scale", "intake", "latency_ms")),
+    ]
+    groups = []
+    for label, pct in candidates:
+        if isinstance(pct, Mapping) and all(
+            _number(pct.get(k)) is not None for k in ("p50", "p95", "p99")
+        ):
+            groups.append((label, {k: float(pct[k]) for k in ("p50", "p95", "p99")}))
+    return groups

@@ -1,0 +1,5 @@
+import sys
+
+from services.tools.localinfra.cli import main
+
+sys.exit(main())
