@@ -280,7 +280,13 @@ async def running_subscriber(
 
 
 def ce_headers(event_id: str, *extra: tuple[str, bytes]) -> tuple[tuple[str, bytes], ...]:
-    return (("ce_id", event_id.encode()), ("ce_type", b"it.test.v1"), *extra)
+    # An event is identified by (ce_source, ce_id): without a source, only by its offset.
+    return (
+        ("ce_id", event_id.encode()),
+        ("ce_source", b"it/test"),
+        ("ce_type", b"it.test.v1"),
+        *extra,
+    )
 
 
 async def outbox_rows(pool: asyncpg.Pool) -> list[asyncpg.Record]:

@@ -1,4 +1,4 @@
-"""services.lib.runtime.inbox: one claim per (consumer, event id), dead letters replayable."""
+"""services.lib.runtime.inbox: one claim per (consumer, event), dead letters replayable."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from tests.integration.runtime_helpers import inbox_rows, migrated_database, poo
 
 pytestmark = pytest.mark.integration
 
+SOURCE = "carelink/intake"  # the ce_source half of the event's identity
+
 
 async def test_claim_is_true_once_then_false_for_the_same_consumer_and_event(
     endpoints: Endpoints, tmp_path: Path
@@ -22,10 +24,10 @@ async def test_claim_is_true_once_then_false_for_the_same_consumer_and_event(
     event_id = unique("evt")
     async with pool_for(url) as pool:
         async with pool.acquire() as conn:
-            first = await inbox.claim(conn, "referral", event_id)
-            second = await inbox.claim(conn, "referral", event_id)
+            first = await inbox.claim(conn, "referral", SOURCE, event_id)
+            second = await inbox.claim(conn, "referral", SOURCE, event_id)
         async with pool.acquire() as conn:
-            third = await inbox.claim(conn, "referral", event_id)
+            third = await inbox.claim(conn, "referral", SOURCE, event_id)
         rows = await inbox_rows(pool)
     assert (first, second, third) == (True, False, False)
     assert [tuple(r) for r in rows] == [("referral", event_id, "handled")]
@@ -41,7 +43,7 @@ async def test_concurrent_claims_on_two_connections_have_exactly_one_winner(
     async def claim_in_transaction(conn: asyncpg.Connection) -> bool:
         async with conn.transaction():
             await both_claimed.wait()  # start together
-            won = await inbox.claim(conn, "referral", event_id)
+            won = await inbox.claim(conn, "referral", SOURCE, event_id)
             await asyncio.sleep(0.3)  # hold the row: the other claim has to wait for us
             return won
 
@@ -65,14 +67,14 @@ async def test_different_consumers_claim_the_same_event_independently(
     event_id = unique("evt")
     async with pool_for(url) as pool, pool.acquire() as conn:
         results = [
-            await inbox.claim(conn, "referral", event_id),
-            await inbox.claim(conn, "scheduling", event_id),
-            await inbox.claim(conn, "referral", event_id),
-            await inbox.claim(conn, "scheduling", event_id),
+            await inbox.claim(conn, "referral", SOURCE, event_id),
+            await inbox.claim(conn, "scheduling", SOURCE, event_id),
+            await inbox.claim(conn, "referral", SOURCE, event_id),
+            await inbox.claim(conn, "scheduling", SOURCE, event_id),
         ]
-        await inbox.mark_dead_lettered(conn, "outcome", event_id)
+        await inbox.mark_dead_lettered(conn, "outcome", SOURCE, event_id)
         # One consumer's dead letter does not touch another's handled row.
-        assert not await inbox.claim(conn, "referral", event_id, replay=True)
+        assert not await inbox.claim(conn, "referral", SOURCE, event_id, replay=True)
         rows = await inbox_rows(pool)
     assert results == [True, True, False, False]
     assert [tuple(r) for r in rows] == [
@@ -88,13 +90,13 @@ async def test_dead_lettered_event_is_not_claimable_by_redelivery_but_is_by_repl
     url = await migrated_database(endpoints, tmp_path)
     event_id = unique("evt")
     async with pool_for(url) as pool, pool.acquire() as conn:
-        await inbox.mark_dead_lettered(conn, "intake", event_id)
-        redelivered = await inbox.claim(conn, "intake", event_id)
+        await inbox.mark_dead_lettered(conn, "intake", SOURCE, event_id)
+        redelivered = await inbox.claim(conn, "intake", SOURCE, event_id)
         status_after_redelivery = await conn.fetchval(
             "SELECT status FROM inbox WHERE event_id = $1", event_id
         )
-        replayed = await inbox.claim(conn, "intake", event_id, replay=True)
-        replayed_again = await inbox.claim(conn, "intake", event_id, replay=True)
+        replayed = await inbox.claim(conn, "intake", SOURCE, event_id, replay=True)
+        replayed_again = await inbox.claim(conn, "intake", SOURCE, event_id, replay=True)
         rows = await inbox_rows(pool)
     assert redelivered is False
     assert status_after_redelivery == "dead-lettered"
@@ -109,7 +111,7 @@ async def test_marking_an_event_dead_lettered_twice_keeps_one_row(
     url = await migrated_database(endpoints, tmp_path)
     event_id = unique("evt")
     async with pool_for(url) as pool, pool.acquire() as conn:
-        await inbox.mark_dead_lettered(conn, "intake", event_id)
-        await inbox.mark_dead_lettered(conn, "intake", event_id)
+        await inbox.mark_dead_lettered(conn, "intake", SOURCE, event_id)
+        await inbox.mark_dead_lettered(conn, "intake", SOURCE, event_id)
         rows = await inbox_rows(pool)
     assert [tuple(r) for r in rows] == [("intake", event_id, "dead-lettered")]

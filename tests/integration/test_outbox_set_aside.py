@@ -62,6 +62,7 @@ async def test_a_dead_letter_of_an_oversized_record_keeps_its_first_bytes_and_sa
             await send_to_dead_letters(
                 conn,
                 consumer="it",
+                event_source="it/source",
                 event_id="e-1",
                 topic="it.src",
                 partition=0,

@@ -40,6 +40,7 @@ async def send_to_dead_letters(
     conn: asyncpg.Connection,
     *,
     consumer: str,
+    event_source: str,
     event_id: str,
     topic: str,
     partition: int,
@@ -70,7 +71,7 @@ async def send_to_dead_letters(
     if len(value) > room:
         extra.append((TRUNCATED_HEADER, str(len(value)).encode()))
         value = value[: max(room, 0)]
-    await inbox.mark_dead_lettered(conn, consumer, event_id)
+    await inbox.mark_dead_lettered(conn, consumer, event_source, event_id)
     await outbox.enqueue(
         conn, topic=dead_letters(topic), key=key, value=value, headers=[*original, *extra]
     )

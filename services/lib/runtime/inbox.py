@@ -1,40 +1,68 @@
-"""The inbox: dedupe on our own event ids, inside the handler's transaction.
+"""The inbox: dedupe on the event's identity, inside the handler's transaction.
 
+An event is identified by (ce_source, ce_id): CloudEvents makes ce_id unique only
+within its source, so two hospitals may send the same ce_id and both events count.
 Never on FastStream's message id: that is offset + timestamp, so a republished
-event would look new. A record without a `ce_id` (a hospital's broken record)
-is identified by topic, partition and offset, which is stable across redeliveries.
+event would look new. A record without ce_id or ce_source (a hospital's broken
+record) is identified by topic, partition and offset with source '', which is
+stable across redeliveries (see `Record.event_source`).
+
+Rows written before the source was part of the key (migration 0003) have source
+'' and a ce_id: for its consumer, such a row still stands for the event with that
+ce_id from whichever source, so nothing handled before the upgrade is handled
+again when it is redelivered after it. The price: only for those old ids, a second
+source's event with the same ce_id is still taken for a duplicate.
 """
 
 from __future__ import annotations
 
 import asyncpg
 
+# One statement, one round trip. `legacy` is a row from before migration 0003 for
+# the same ce_id (only looked for when the event has a source): handled, it makes
+# the event a duplicate; dead-lettered, only a replay may handle the event.
+_CLAIM = """
+WITH legacy AS (
+    SELECT status FROM inbox
+    WHERE consumer = $1 AND source = '' AND event_id = $3 AND $2 <> ''
+)
+INSERT INTO inbox (consumer, source, event_id)
+SELECT $1, $2, $3
+WHERE NOT EXISTS (SELECT 1 FROM legacy WHERE status = 'handled' OR NOT $4)
+ON CONFLICT (consumer, source, event_id) DO UPDATE
+    SET status = 'handled', handled_at = now()
+    WHERE inbox.status = 'dead-lettered' AND $4
+RETURNING true
+"""
+
 
 async def claim(
-    conn: asyncpg.Connection, consumer: str, event_id: str, *, replay: bool = False
+    conn: asyncpg.Connection,
+    consumer: str,
+    source: str,
+    event_id: str,
+    *,
+    replay: bool = False,
 ) -> bool:
-    """True if this consumer has not handled the event yet (and now owns it).
+    """True if this consumer has not handled the event (source, event_id) yet (and now
+    owns it).
 
     A dead-lettered event may be handled again only when an operator replays it
     after a fix; an ordinary redelivery of it is still a duplicate.
     """
-    claimed = await conn.fetchval(
-        """INSERT INTO inbox (consumer, event_id) VALUES ($1, $2)
-           ON CONFLICT (consumer, event_id) DO UPDATE
-               SET status = 'handled', handled_at = now()
-               WHERE inbox.status = 'dead-lettered' AND $3
-           RETURNING true""",
-        consumer,
-        event_id,
-        replay,
-    )
+    claimed = await conn.fetchval(_CLAIM, consumer, source, event_id, replay)
     return bool(claimed)
 
 
-async def mark_dead_lettered(conn: asyncpg.Connection, consumer: str, event_id: str) -> None:
+async def mark_dead_lettered(
+    conn: asyncpg.Connection, consumer: str, source: str, event_id: str
+) -> None:
     await conn.execute(
-        """INSERT INTO inbox (consumer, event_id, status) VALUES ($1, $2, 'dead-lettered')
-           ON CONFLICT (consumer, event_id) DO UPDATE SET status = 'dead-lettered', handled_at = now()""",
+        """INSERT INTO inbox (consumer, source, event_id, status)
+           VALUES ($1, $2, $3, 'dead-lettered')
+           ON CONFLICT (consumer, source, event_id)
+               DO UPDATE SET status = 'dead-lettered', handled_at = now()""",
         consumer,
+        source,
         event_id,
     )

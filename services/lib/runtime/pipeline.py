@@ -48,9 +48,26 @@ class Record:
         return None
 
     @property
+    def identity(self) -> tuple[str, str]:
+        """The event's identity, (ce_source, ce_id): CloudEvents makes ce_id unique only
+        within its source, and two hospitals may send the same ce_id.
+
+        A ce_id without a source identifies nothing: a record missing either (a
+        hospital's broken record) is identified by ('', topic:partition:offset)
+        instead, the same on every redelivery.
+        """
+        ce_id, source = self.header("ce_id"), self.header("ce_source")
+        if ce_id and source:
+            return source, ce_id
+        return "", f"{self.topic}:{self.partition}:{self.offset}"
+
+    @property
+    def event_source(self) -> str:
+        return self.identity[0]
+
+    @property
     def event_id(self) -> str:
-        # A record without ce_id is still identified the same way on every redelivery.
-        return self.header("ce_id") or f"{self.topic}:{self.partition}:{self.offset}"
+        return self.identity[1]
 
     @property
     def is_replay(self) -> bool:
@@ -112,6 +129,7 @@ class Pipeline:
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
+            event_source=record.event_source,
             event_id=record.event_id,
             ce_type=record.header("ce_type"),
         )
@@ -165,7 +183,9 @@ class Pipeline:
             return await self._claim_and_handle(conn, record)
 
     async def _claim_and_handle(self, conn: asyncpg.Connection, record: Record) -> str:
-        if not await inbox.claim(conn, self.consumer, record.event_id, replay=record.is_replay):
+        if not await inbox.claim(
+            conn, self.consumer, record.event_source, record.event_id, replay=record.is_replay
+        ):
             return "duplicate"
         # Checked after the claim: a redelivered oversized record that was already
         # dead-lettered is a duplicate, not a second dead letter.
@@ -238,6 +258,7 @@ class Pipeline:
                     topic=record.topic,
                     partition=record.partition,
                     offset=record.offset,
+                    event_source=record.event_source,
                     event_id=record.event_id,
                     ce_type=record.header("ce_type"),
                 )
@@ -271,6 +292,7 @@ class Pipeline:
         await send_to_dead_letters(
             conn,
             consumer=self.consumer,
+            event_source=record.event_source,
             event_id=record.event_id,
             topic=record.topic,
             partition=record.partition,

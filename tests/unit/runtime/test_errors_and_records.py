@@ -216,12 +216,13 @@ def _record(headers: tuple[tuple[str, bytes], ...], key: bytes | None = b"ref-1"
 
 
 def test_event_id_is_the_ce_id_header() -> None:
-    record = _record((("ce_type", b"x"), ("ce_id", b"6f1c-event")))
+    record = _record((("ce_type", b"x"), ("ce_id", b"6f1c-event"), ("ce_source", b"police/emr")))
     assert record.event_id == "6f1c-event"
 
 
 def test_event_id_header_name_is_case_insensitive() -> None:
-    assert _record((("CE_ID", b"upper-id"),)).event_id == "upper-id"
+    record = _record((("CE_ID", b"upper-id"), ("CE_SOURCE", b"police/emr")))
+    assert record.identity == ("police/emr", "upper-id")
 
 
 @pytest.mark.parametrize(
