@@ -2,11 +2,12 @@
 
 Handlers never talk to Kafka: they call `enqueue` inside their transaction.
 The relay, one active per service (a session advisory lock), publishes rows in
-id order, keyed, and marks them published only after the broker acknowledged
-every record of the batch. It wakes on NOTIFY (sent at commit) and polls as a
-fallback, so a lost notification delays a record by one poll interval at most.
-Delivery is at least once: a crash between the broker's ack and the UPDATE
-republishes the batch, and consumers drop the repeat by its event id.
+id order, keyed, and marks published only the rows up to the first one the broker
+did not acknowledge: a later row must never overtake an earlier one. It wakes on
+NOTIFY (sent at commit) and polls as a fallback, so a lost notification delays a
+record by one poll interval at most. Delivery is at least once: a crash between
+the broker's ack and the UPDATE republishes the batch, and consumers drop the
+repeat by its event id.
 """
 
 from __future__ import annotations
@@ -172,7 +173,7 @@ class OutboxRelay:
         # send() only queues; awaiting every future afterwards lets aiokafka batch the
         # records while keeping outbox order per partition.
         sent: list[tuple[int, asyncio.Future[Any]]] = []
-        failed: dict[int, str] = {}
+        errors: dict[int, BaseException | None] = {}
         for row in rows:
             try:
                 future = await self._producer.send(
@@ -184,19 +185,28 @@ class OutboxRelay:
             except KafkaError as exc:
                 if exc.retriable:
                     raise
-                failed[row["id"]] = f"{type(exc).__name__}: {exc}"
+                errors[row["id"]] = exc
                 continue
             sent.append((row["id"], future))
         results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
-        published: list[int] = []
-        transient: BaseException | None = None
         for (row_id, _), result in zip(sent, results, strict=True):
-            if not isinstance(result, BaseException):
-                published.append(row_id)
-            elif isinstance(result, KafkaError) and not result.retriable:
-                failed[row_id] = f"{type(result).__name__}: {result}"
+            errors[row_id] = result if isinstance(result, BaseException) else None
+        # In outbox order, up to the first row the broker did not acknowledge for a
+        # passing reason: that row and every row after it, acknowledged or not, are
+        # sent again next round. Marking the later ones now would let them overtake it
+        # (readers drop the repeats by event id).
+        published: list[int] = []
+        failed: dict[int, str] = {}
+        transient: BaseException | None = None
+        for row in rows:
+            error = errors[row["id"]]
+            if error is None:
+                published.append(row["id"])
+            elif isinstance(error, KafkaError) and not error.retriable:
+                failed[row["id"]] = f"{type(error).__name__}: {error}"
             else:
-                transient = transient or result
+                transient = error
+                break
         await conn.execute(
             "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", published
         )
