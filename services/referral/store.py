@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from typing import Any
 
 import asyncpg
+
+
+@dataclass(frozen=True)
+class Case:
+    """What referral keeps of a case (a row of its `cases` table)."""
+
+    case_id: str
+    hospital_id: str
+    referral_id: str
+    person_id: str
+    centre_id: str
+    policy_year: int
+    fee_support: str
+    priority: str
+    requested_services: tuple[str, ...]
+    closed: bool
+
+
+_CASE_COLUMNS = ", ".join(f.name for f in fields(Case))
 
 
 async def add_case(conn: asyncpg.Connection, **case: Any) -> bool:
@@ -18,7 +38,22 @@ async def add_case(conn: asyncpg.Connection, **case: Any) -> bool:
     return result.endswith(" 1")
 
 
+async def lock_case(conn: asyncpg.Connection, case_id: str) -> Case | None:
+    """The case, locked until the transaction ends: a case's lock comes before its
+    tasks' (services.lib.tasks.operations explains the one lock order)."""
+    row = await conn.fetchrow(
+        f"SELECT {_CASE_COLUMNS} FROM cases WHERE case_id = $1 FOR UPDATE", case_id
+    )
+    if row is None:
+        return None
+    values = dict(row)
+    values["requested_services"] = tuple(values["requested_services"])  # jsonb array
+    return Case(**values)
+
+
 async def get_case(conn: asyncpg.Connection, case_id: str) -> asyncpg.Record | None:
+    """The case's row as a record, for the console's case view (the use cases use
+    `lock_case`)."""
     row: asyncpg.Record | None = await conn.fetchrow(
         "SELECT * FROM cases WHERE case_id = $1 FOR UPDATE", case_id
     )

@@ -98,28 +98,31 @@ class CaseEvents:
     async def _visit_done(self, conn: asyncpg.Connection, record: Record, ev: VisitDone) -> None:
         if ev.kind != "pre-discharge":
             return
-        case = await store.get_case(conn, ev.case_id)
-        if case is None or case["closed"]:
+        case = await store.lock_case(conn, ev.case_id)
+        if case is None or case.closed:
             return
         await tasks.create(
             conn,
             case_id=ev.case_id,
             kind=CARE_PLAN,
-            centre_id=case["centre_id"],
-            priority=case["priority"],
+            centre_id=case.centre_id,
+            priority=case.priority,
             due_at=ev.occurred_at + CARE_PLAN_WITHIN,
         )
 
     async def _closed(
         self, conn: asyncpg.Connection, record: Record, ev: CaseCancelled | CaseClosed
     ) -> None:
-        if await store.get_case(conn, ev.case_id) is not None:
+        if await store.lock_case(conn, ev.case_id) is not None:
             await store.close_case(conn, ev.case_id)
             await tasks.cancel_live(conn, ev.case_id)
 
 
 class Coordinator:
-    """What a coordinator does with referral's tasks; the interfaces call these."""
+    """What a coordinator does with referral's tasks; the interfaces call these.
+
+    Each action locks the task's case before the task (`_lock_case_of`), the order
+    the case-event consumers use too, so the two never deadlock."""
 
     def __init__(self, pool: asyncpg.Pool, policies: PolicyBook) -> None:
         self._pool = pool
@@ -142,10 +145,11 @@ class Coordinator:
             reason_code = None
         now = now or datetime.now(UTC)
         async with self._pool.acquire() as conn, conn.transaction():
+            locked = await _lock_case_of(conn, task_id)
             task = await tasks.complete(
                 conn, task_id, actor, {"decision": decision, "reason_code": reason_code}, now=now
             )
-            case = await _case_of(conn, task, REVIEW)
+            case = _case_of(task, locked, REVIEW)
             await emit(
                 conn,
                 ReviewCompleted(
@@ -156,8 +160,8 @@ class Coordinator:
                 service=SERVICE,
             )
             if decision == "ineligible":
-                await store.close_case(conn, case["case_id"])
-                await tasks.cancel_live(conn, case["case_id"])
+                await store.close_case(conn, case.case_id)
+                await tasks.cancel_live(conn, case.case_id)
             return task
 
     async def set_care_plan(
@@ -175,16 +179,17 @@ class Coordinator:
         """
         now = now or datetime.now(UTC)
         async with self._pool.acquire() as conn, conn.transaction():
+            locked = await _lock_case_of(conn, task_id)
             task = await tasks.held(conn, task_id, actor, now=now)
-            case = await _case_of(conn, task, CARE_PLAN)
-            requested = list(lines) if lines else domain.default_request(case["requested_services"])
-            policy = self._policies.for_year(case["policy_year"])
-            used = await store.used_this_year(conn, case["person_id"], case["policy_year"])
+            case = _case_of(task, locked, CARE_PLAN)
+            requested = list(lines) if lines else domain.default_request(case.requested_services)
+            policy = self._policies.for_year(case.policy_year)
+            used = await store.used_this_year(conn, case.person_id, case.policy_year)
             try:
                 fit = domain.plan(
                     policy,
                     requested=requested,
-                    fee_support=case["fee_support"],
+                    fee_support=case.fee_support,
                     already_used_krw=used,
                 )
             except PolicyIncomplete as exc:
@@ -204,7 +209,7 @@ class Coordinator:
                     ),
                     service=SERVICE,
                 )
-                await self._close(conn, case["case_id"])
+                await self._close(conn, case.case_id)
                 return {"outcome": "cap-exhausted"}
             plan_lines = domain.plan_lines(fit)
             await tasks.complete(
@@ -216,9 +221,9 @@ class Coordinator:
             )
             await store.add_plan(
                 conn,
-                case_id=case["case_id"],
-                person_id=case["person_id"],
-                policy_year=case["policy_year"],
+                case_id=case.case_id,
+                person_id=case.person_id,
+                policy_year=case.policy_year,
                 lines=[line.model_dump() for line in plan_lines],
                 total_krw=fit.total_krw,
                 publicly_paid_krw=fit.district_total_krw,
@@ -248,10 +253,11 @@ class Coordinator:
         """No provider can take the plan now: on hold, the task returns to the queue later."""
         now = now or datetime.now(UTC)
         async with self._pool.acquire() as conn, conn.transaction():
+            locked = await _lock_case_of(conn, task_id)
             task = await tasks.held(conn, task_id, actor, now=now)
-            case = await _case_of(conn, task, CARE_PLAN)
+            case = _case_of(task, locked, CARE_PLAN)
             task = await tasks.release(conn, task_id, actor, now=now)
-            await tasks.replan(conn, case["case_id"], CARE_PLAN, due_at=now + WAITLIST_RETRY)
+            await tasks.replan(conn, case.case_id, CARE_PLAN, due_at=now + WAITLIST_RETRY)
             await emit(
                 conn,
                 CaseWaitlisted(**_base(case, now), retry_at=now + WAITLIST_RETRY),
@@ -264,16 +270,17 @@ class Coordinator:
     ) -> tasks.Task:
         now = now or datetime.now(UTC)
         async with self._pool.acquire() as conn, conn.transaction():
+            locked = await _lock_case_of(conn, task_id)
             task = await tasks.complete(
                 conn, task_id, actor, {"decision": "could-not-deliver"}, now=now
             )
-            case = await _case_of(conn, task, CARE_PLAN)
+            case = _case_of(task, locked, CARE_PLAN)
             await emit(
                 conn,
                 CaseFailed(**_base(case, now), reason_code="could-not-deliver"),
                 service=SERVICE,
             )
-            await self._close(conn, case["case_id"])
+            await self._close(conn, case.case_id)
             return task
 
     async def _close(self, conn: asyncpg.Connection, case_id: str) -> None:
@@ -281,19 +288,27 @@ class Coordinator:
         await tasks.cancel_live(conn, case_id)
 
 
-async def _case_of(conn: asyncpg.Connection, task: tasks.Task, kind: str) -> asyncpg.Record:
+async def _lock_case_of(conn: asyncpg.Connection, task_id: int) -> store.Case | None:
+    """Lock the task's case, then the task: the one lock order (see
+    services.lib.tasks.operations). The task operation that follows re-checks the
+    task's state under the lock."""
+    case = await store.lock_case(conn, await tasks.case_id_of(conn, task_id))
+    await tasks.lock(conn, task_id)
+    return case
+
+
+def _case_of(task: tasks.Task, case: store.Case | None, kind: str) -> store.Case:
     if task.kind != kind:
         raise tasks.TaskError(f"task {task.id} is a {task.kind} task, not {kind}")
-    case = await store.get_case(conn, task.case_id)
     if case is None:
         raise tasks.TaskNotFound(f"no case for task {task.id}")
     return case
 
 
-def _base(case: asyncpg.Record, now: datetime) -> dict[str, Any]:
+def _base(case: store.Case, now: datetime) -> dict[str, Any]:
     return {
-        "case_id": case["case_id"],
-        "hospital_id": case["hospital_id"],
-        "referral_id": case["referral_id"],
+        "case_id": case.case_id,
+        "hospital_id": case.hospital_id,
+        "referral_id": case.referral_id,
         "occurred_at": now,
     }

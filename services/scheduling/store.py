@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import date
-from typing import Any
 
 import asyncpg
+
+from services.scheduling.domain import Case
+
+_CASE_COLUMNS = ", ".join(f.name for f in fields(Case))
+# What the use cases change; the ids, centre and priority are set once on acceptance.
+_MUTABLE = (
+    "expected_discharge_date",
+    "reviewed",
+    "discharged_at",
+    "services_linked",
+    "hold_reason",
+    "closed",
+)
 
 
 async def add_case(
@@ -32,16 +45,31 @@ async def add_case(
     return result.endswith(" 1")
 
 
+async def lock_case(conn: asyncpg.Connection, case_id: str) -> Case | None:
+    """The case, locked until the transaction ends: a case's lock comes before its
+    tasks' (services.lib.tasks.operations explains the one lock order)."""
+    row = await conn.fetchrow(
+        f"SELECT {_CASE_COLUMNS} FROM cases WHERE case_id = $1 FOR UPDATE", case_id
+    )
+    return Case(**dict(row)) if row is not None else None
+
+
+async def save_case(conn: asyncpg.Connection, case: Case) -> None:
+    columns = ", ".join(f"{name} = ${i}" for i, name in enumerate(_MUTABLE, start=2))
+    await conn.execute(
+        f"UPDATE cases SET {columns} WHERE case_id = $1",
+        case.case_id,
+        *(getattr(case, name) for name in _MUTABLE),
+    )
+
+
 async def get_case(conn: asyncpg.Connection, case_id: str) -> asyncpg.Record | None:
+    """The case's row as a record, for the console's case view (the use cases use
+    `lock_case`)."""
     row: asyncpg.Record | None = await conn.fetchrow(
         "SELECT * FROM cases WHERE case_id = $1 FOR UPDATE", case_id
     )
     return row
-
-
-async def set_case(conn: asyncpg.Connection, case_id: str, **fields: Any) -> None:
-    columns = ", ".join(f"{name} = ${i}" for i, name in enumerate(fields, start=2))
-    await conn.execute(f"UPDATE cases SET {columns} WHERE case_id = $1", case_id, *fields.values())
 
 
 async def add_notes(conn: asyncpg.Connection, task_id: int, notes: str) -> None:

@@ -6,16 +6,17 @@ when it moves beyond the horizon), mark it missed if the patient leaves first,
 and plan the post-discharge visit once services are linked and the patient is
 home; readmission suspends it. Interface side (`Coordinator`): record a visit,
 a failed contact attempt (unreachable after the configured number), reopen.
+
+The rules are in `domain` (pure); a use case locks the case, asks the domain,
+and writes its decision (the case, the tasks, the outbox) in one transaction.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 
-from contracts.cases import CaseEvent
 from contracts.intake import (
     CaseAccepted,
     CaseCancelled,
@@ -25,30 +26,60 @@ from contracts.intake import (
 )
 from contracts.outcome import CaseClosed
 from contracts.referral import CaseFailed, ReviewCompleted, ServicesLinked
-from contracts.scheduling import CaseOnHold, CaseResumed, VisitDone, VisitScheduled
+from contracts.scheduling import VisitDone
 from services.lib.runtime.events import CaseEventRouter, emit
 from services.lib.runtime.pipeline import Handler, Record
 from services.lib.tasks import operations as tasks
 from services.scheduling import domain, store
+from services.scheduling.domain import Case, Decision
 
 SERVICE = "scheduling"
+_LIVE = ("open", "claimed", "suspended")
 
 
-def _base(case: asyncpg.Record | CaseEvent, now: datetime) -> dict[str, Any]:
-    get = case.__getitem__ if isinstance(case, asyncpg.Record) else case.__getattribute__
-    return {
-        "case_id": get("case_id"),
-        "hospital_id": get("hospital_id"),
-        "referral_id": get("referral_id"),
-        "occurred_at": now,
-    }
+async def _live(conn: asyncpg.Connection, case_id: str) -> dict[str, str]:
+    """The status of the case's live visit task of each kind (the latest one wins)."""
+    return {t.kind: t.status for t in await tasks.for_case(conn, case_id) if t.status in _LIVE}
 
 
-async def _live(conn: asyncpg.Connection, case_id: str, kind: str) -> tasks.Task | None:
-    for task in reversed(await tasks.for_case(conn, case_id)):
-        if task.kind == kind and task.status in ("open", "claimed", "suspended"):
-            return task
-    return None
+async def _apply(
+    conn: asyncpg.Connection, before: Case, decision: Decision, cause: Record | None
+) -> None:
+    """Write a decision: the case row, then its tasks and events in the decided order.
+
+    The case row is locked already (`store.lock_case`), so writing it first takes
+    no new lock; the tasks' locks come after it, in the one lock order."""
+    case = decision.case
+    if case != before:
+        await store.save_case(conn, case)
+    for step in decision.steps:
+        if isinstance(step, domain.CreateTask):
+            created = await tasks.create(
+                conn,
+                case_id=case.case_id,
+                kind=step.kind,
+                centre_id=case.centre_id,
+                priority=case.priority,
+                due_at=step.due_at,
+                window_start=step.window_start,
+            )
+            if created is not None and step.if_created is not None:
+                await emit(conn, step.if_created, service=SERVICE, cause=cause)
+        elif isinstance(step, domain.ReplanTask):
+            await tasks.replan(
+                conn, case.case_id, step.kind, due_at=step.due_at, window_start=step.window_start
+            )
+        elif isinstance(step, domain.ResumeTask):
+            await tasks.resume(
+                conn, case.case_id, step.kind, due_at=step.due_at, window_start=step.window_start
+            )
+        elif isinstance(step, domain.SuspendTasks):
+            await tasks.suspend(conn, case.case_id, list(step.kinds))
+        elif isinstance(step, domain.CancelTasks):
+            kinds = list(step.kinds) if step.kinds is not None else None
+            await tasks.cancel_live(conn, case.case_id, kinds=kinds)
+        else:
+            await emit(conn, step.event, service=SERVICE, cause=cause)
 
 
 class CaseEvents:
@@ -84,200 +115,74 @@ class CaseEvents:
     async def _reviewed(
         self, conn: asyncpg.Connection, record: Record, ev: ReviewCompleted
     ) -> None:
-        case = await store.get_case(conn, ev.case_id)
-        if case is None or case["closed"] or case["reviewed"]:
+        case = await store.lock_case(conn, ev.case_id)
+        if case is None:
             return
-        if ev.decision == "ineligible":
-            await self._close(conn, ev.case_id)
-            return
-        await store.set_case(conn, ev.case_id, reviewed=True)
-        now = datetime.now(UTC)
-        if case["discharged_at"] is not None:
-            await self._missed_pre_visit(conn, record, case, now)
-            return
-        start, end = domain.pre_discharge_window(now, case["expected_discharge_date"])
-        await tasks.create(
-            conn,
-            case_id=ev.case_id,
-            kind=domain.PRE_DISCHARGE,
-            centre_id=case["centre_id"],
-            priority=case["priority"],
-            due_at=end,
-            window_start=start,
+        decision = domain.on_review(
+            case,
+            eligible=ev.decision == "eligible",
+            now=datetime.now(UTC),
+            horizon_days=self._horizon,
         )
-        if domain.postponed_beyond_horizon(now, case["expected_discharge_date"], self._horizon):
-            await self._hold(conn, record, case, "discharge-postponed", [domain.PRE_DISCHARGE], now)
-            return
-        await self._scheduled(conn, record, case, "pre-discharge", start, end, now)
+        await _apply(conn, case, decision, record)
 
     async def _date_changed(
         self, conn: asyncpg.Connection, record: Record, ev: DischargeDateChanged
     ) -> None:
-        case = await store.get_case(conn, ev.case_id)
-        if case is None or case["closed"]:
+        case = await store.lock_case(conn, ev.case_id)
+        if case is None:
             return
-        await store.set_case(conn, ev.case_id, expected_discharge_date=ev.expected_discharge_date)
-        pre = await _live(conn, ev.case_id, domain.PRE_DISCHARGE)
-        if pre is None:
-            return
-        now = datetime.now(UTC)
-        start, end = domain.pre_discharge_window(now, ev.expected_discharge_date)
-        await tasks.replan(conn, ev.case_id, domain.PRE_DISCHARGE, due_at=end, window_start=start)
-        if domain.postponed_beyond_horizon(now, ev.expected_discharge_date, self._horizon):
-            if case["hold_reason"] != "discharge-postponed":
-                await self._hold(
-                    conn, record, case, "discharge-postponed", [domain.PRE_DISCHARGE], now
-                )
-            return
-        if pre.status == "suspended" and case["hold_reason"] == "discharge-postponed":
-            await tasks.resume(
-                conn, ev.case_id, domain.PRE_DISCHARGE, due_at=end, window_start=start
-            )
-            await store.set_case(conn, ev.case_id, hold_reason=None)
-            await emit(
-                conn,
-                CaseResumed(**_base(case, now), kind="pre-discharge"),
-                service=SERVICE,
-                cause=record,
-            )
-        await self._scheduled(conn, record, case, "pre-discharge", start, end, now)
+        decision = domain.on_discharge_date_changed(
+            case,
+            await _live(conn, ev.case_id),
+            ev.expected_discharge_date,
+            now=datetime.now(UTC),
+            horizon_days=self._horizon,
+        )
+        await _apply(conn, case, decision, record)
 
     async def _readmitted(
         self, conn: asyncpg.Connection, record: Record, ev: CaseReadmitted
     ) -> None:
-        case = await store.get_case(conn, ev.case_id)
-        if case is None or case["closed"]:
+        case = await store.lock_case(conn, ev.case_id)
+        if case is None:
             return
-        await store.set_case(
-            conn, ev.case_id, expected_discharge_date=ev.expected_discharge_date, discharged_at=None
-        )
-        await self._hold(
-            conn, record, case, "readmitted", [domain.POST_DISCHARGE], datetime.now(UTC)
-        )
+        decision = domain.on_readmitted(case, ev.expected_discharge_date, now=datetime.now(UTC))
+        await _apply(conn, case, decision, record)
 
     async def _discharged(
         self, conn: asyncpg.Connection, record: Record, ev: CaseDischarged
     ) -> None:
-        case = await store.get_case(conn, ev.case_id)
-        if case is None or case["closed"]:
+        case = await store.lock_case(conn, ev.case_id)
+        if case is None:
             return
-        await store.set_case(conn, ev.case_id, discharged_at=ev.discharged_at, hold_reason=None)
-        now = datetime.now(UTC)
-        if await _live(conn, ev.case_id, domain.PRE_DISCHARGE) is not None:
-            await self._missed_pre_visit(conn, record, case, now)
-        post = await _live(conn, ev.case_id, domain.POST_DISCHARGE)
-        start, end = domain.post_discharge_window(ev.discharged_at)
-        if post is not None and post.status == "suspended":
-            await tasks.resume(
-                conn, ev.case_id, domain.POST_DISCHARGE, due_at=end, window_start=start
-            )
-            await emit(
-                conn,
-                CaseResumed(**_base(case, now), kind="post-discharge"),
-                service=SERVICE,
-                cause=record,
-            )
-            await self._scheduled(conn, record, case, "post-discharge", start, end, now)
-        elif post is None and case["services_linked"]:
-            await self._plan_post_visit(conn, record, case, ev.discharged_at, now)
+        decision = domain.on_discharged(
+            case, await _live(conn, ev.case_id), ev.discharged_at, now=datetime.now(UTC)
+        )
+        await _apply(conn, case, decision, record)
 
     async def _services_linked(
         self, conn: asyncpg.Connection, record: Record, ev: ServicesLinked
     ) -> None:
-        case = await store.get_case(conn, ev.case_id)
-        if case is None or case["closed"]:
+        case = await store.lock_case(conn, ev.case_id)
+        if case is None:
             return
-        await store.set_case(conn, ev.case_id, services_linked=True)
-        if case["discharged_at"] is not None and case["hold_reason"] is None:
-            await self._plan_post_visit(
-                conn, record, case, case["discharged_at"], datetime.now(UTC)
-            )
+        await _apply(conn, case, domain.on_services_linked(case, now=datetime.now(UTC)), record)
 
     async def _closed(
         self, conn: asyncpg.Connection, record: Record, ev: CaseCancelled | CaseFailed | CaseClosed
     ) -> None:
-        await self._close(conn, ev.case_id)
-
-    async def _close(self, conn: asyncpg.Connection, case_id: str) -> None:
-        if await store.get_case(conn, case_id) is not None:
-            await store.set_case(conn, case_id, closed=True)
-            await tasks.cancel_live(conn, case_id)
-
-    async def _plan_post_visit(
-        self,
-        conn: asyncpg.Connection,
-        record: Record,
-        case: asyncpg.Record,
-        discharged_at: datetime,
-        now: datetime,
-    ) -> None:
-        start, end = domain.post_discharge_window(discharged_at)
-        created = await tasks.create(
-            conn,
-            case_id=case["case_id"],
-            kind=domain.POST_DISCHARGE,
-            centre_id=case["centre_id"],
-            priority=case["priority"],
-            due_at=end,
-            window_start=start,
-        )
-        if created is not None:
-            await self._scheduled(conn, record, case, "post-discharge", start, end, now)
-
-    async def _missed_pre_visit(
-        self, conn: asyncpg.Connection, record: Record, case: asyncpg.Record, now: datetime
-    ) -> None:
-        await tasks.cancel_live(conn, case["case_id"], kinds=[domain.PRE_DISCHARGE])
-        await emit(
-            conn,
-            VisitDone(
-                **_base(case, now),
-                kind="pre-discharge",
-                outcome="missed",
-                precautions_acknowledged=False,
-            ),
-            service=SERVICE,
-            cause=record,
-        )
-
-    async def _hold(
-        self,
-        conn: asyncpg.Connection,
-        record: Record | None,
-        case: asyncpg.Record,
-        reason: str,
-        kinds: list[str],
-        now: datetime,
-    ) -> None:
-        await tasks.suspend(conn, case["case_id"], kinds)
-        await store.set_case(conn, case["case_id"], hold_reason=reason)
-        await emit(
-            conn,
-            CaseOnHold(**_base(case, now), reason_code=reason),  # type: ignore[arg-type]
-            service=SERVICE,
-            cause=record,
-        )
-
-    async def _scheduled(
-        self,
-        conn: asyncpg.Connection,
-        record: Record | None,
-        case: asyncpg.Record,
-        kind: str,
-        start: datetime,
-        end: datetime,
-        now: datetime,
-    ) -> None:
-        await emit(
-            conn,
-            VisitScheduled(**_base(case, now), kind=kind, window_start=start, window_end=end),  # type: ignore[arg-type]
-            service=SERVICE,
-            cause=record,
-        )
+        case = await store.lock_case(conn, ev.case_id)
+        if case is None:
+            return
+        await _apply(conn, case, domain.close(case), record)
 
 
 class Coordinator:
-    """What a coordinator does with visit tasks; the interfaces call these."""
+    """What a coordinator does with visit tasks; the interfaces call these.
+
+    Each action locks the task's case before the task (see `_lock`), the order the
+    case-event consumers use too, so the two never deadlock."""
 
     def __init__(self, pool: asyncpg.Pool, *, max_contact_attempts: int = 3) -> None:
         self._pool = pool
@@ -295,6 +200,7 @@ class Coordinator:
     ) -> tasks.Task:
         now = now or datetime.now(UTC)
         async with self._pool.acquire() as conn, conn.transaction():
+            _, locked = await self._lock(conn, task_id)
             task = await tasks.complete(
                 conn,
                 task_id,
@@ -306,14 +212,14 @@ class Coordinator:
                 },
                 now=now,
             )
-            case = await self._case(conn, task)
+            case = _visit_case(task, locked)
             if notes:
                 await store.add_notes(conn, task_id, notes)
             await emit(
                 conn,
                 VisitDone(
-                    **_base(case, now),
-                    kind=domain.VISIT_KIND[task.kind],  # type: ignore[arg-type]
+                    **domain.base(case, now),
+                    kind=domain.VISIT_KIND[task.kind],
                     precautions_acknowledged=precautions_acknowledged,
                     findings=list(findings or []),
                 ),
@@ -327,54 +233,50 @@ class Coordinator:
         """One more attempt that did not reach the person; on hold as unreachable after the limit."""
         now = now or datetime.now(UTC)
         async with self._pool.acquire() as conn, conn.transaction():
+            _, locked = await self._lock(conn, task_id)
             task = await tasks.record_attempt(conn, task_id, actor, {"reached": False}, now=now)
-            if domain.unreachable(task.attempts, self._max_attempts):
-                case = await self._case(conn, task)
-                await tasks.suspend(conn, task.case_id, [task.kind])
-                await store.set_case(conn, task.case_id, hold_reason="unreachable")
-                await emit(
-                    conn, CaseOnHold(**_base(case, now), reason_code="unreachable"), service=SERVICE
-                )
-                task = await tasks.get(conn, task_id)
-            return task
+            case = _visit_case(task, locked)
+            decision = domain.on_contact_failed(
+                case, task.kind, task.attempts, max_attempts=self._max_attempts, now=now
+            )
+            if not decision.steps:
+                return task
+            await _apply(conn, case, decision, None)
+            return await tasks.get(conn, task_id)  # suspended now
 
     async def reopen(self, task_id: int, actor: str, *, now: datetime | None = None) -> tasks.Task:
         """Try an unreachable person again (new contact details, a new idea)."""
         now = now or datetime.now(UTC)
         async with self._pool.acquire() as conn, conn.transaction():
-            task = await tasks.get(conn, task_id)
-            case = await self._case(conn, task)
-            if task.status != "suspended" or case["hold_reason"] != "unreachable":
+            task, locked = await self._lock(conn, task_id)
+            case = _visit_case(task, locked)
+            decision = domain.reopen(
+                case,
+                task.kind,
+                task.status,
+                due_at=task.due_at,
+                window_start=task.window_start,
+                now=now,
+            )
+            if decision is None:
                 raise tasks.TaskError(f"task {task_id} is not on hold as unreachable")
-            resumed = await tasks.resume(
-                conn, task.case_id, task.kind, due_at=task.due_at, window_start=task.window_start
-            )
-            assert resumed is not None
-            await conn.execute("UPDATE tasks SET attempts = 0 WHERE id = $1", task_id)
-            await store.set_case(conn, task.case_id, hold_reason=None)
-            kind = domain.VISIT_KIND[task.kind]
-            await emit(
-                conn,
-                CaseResumed(**_base(case, now), kind=kind),  # type: ignore[arg-type]
-                service=SERVICE,
-            )
-            await emit(
-                conn,
-                VisitScheduled(
-                    **_base(case, now),
-                    kind=kind,  # type: ignore[arg-type]
-                    window_start=task.window_start or now,
-                    window_end=task.due_at,
-                ),
-                service=SERVICE,
-            )
+            await _apply(conn, case, decision, None)
+            await tasks.reset_attempts(conn, task_id)
             await tasks.audit(conn, task_id, actor, "reopen")
             return await tasks.get(conn, task_id)
 
-    async def _case(self, conn: asyncpg.Connection, task: tasks.Task) -> asyncpg.Record:
-        if task.kind not in domain.VISIT_KIND:
-            raise tasks.TaskError(f"task {task.id} is not a visit")
-        case = await store.get_case(conn, task.case_id)
-        if case is None:
-            raise tasks.TaskNotFound(f"no case for task {task.id}")
-        return case
+    @staticmethod
+    async def _lock(conn: asyncpg.Connection, task_id: int) -> tuple[tasks.Task, Case | None]:
+        """Lock the task's case, then the task: the one lock order (see
+        services.lib.tasks.operations). The task operation that follows re-checks
+        the task's state under the lock."""
+        case = await store.lock_case(conn, await tasks.case_id_of(conn, task_id))
+        return await tasks.lock(conn, task_id), case
+
+
+def _visit_case(task: tasks.Task, case: Case | None) -> Case:
+    if task.kind not in domain.VISIT_KIND:
+        raise tasks.TaskError(f"task {task.id} is not a visit")
+    if case is None:
+        raise tasks.TaskNotFound(f"no case for task {task.id}")
+    return case

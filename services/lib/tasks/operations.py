@@ -4,6 +4,14 @@ Every operation runs on the caller's connection inside the caller's
 transaction, so a use case completes a task and emits its case events
 atomically. Exclusivity comes from conditional UPDATEs: of two concurrent
 claims, PostgreSQL lets exactly one UPDATE match `status = 'open'`.
+
+Lock order: a transaction that touches a case and its tasks locks the case row
+first, then the tasks. The consumers of case events do so naturally (they start
+from the case); a coordinator's action starts from a task, so it reads the
+task's case id without a lock (`case_id_of`), locks the case (the service's
+store), then the task (`lock`), and lets the conditional UPDATEs below re-check
+the task's state. Taken the other way round, an action and a consumer on the
+same case wait for each other and PostgreSQL aborts one of them.
 """
 
 from __future__ import annotations
@@ -122,6 +130,24 @@ async def get(conn: asyncpg.Connection, task_id: int) -> Task:
     return Task.from_row(row)
 
 
+async def case_id_of(conn: asyncpg.Connection, task_id: int) -> str:
+    """The task's case, read without a lock so the caller can lock the case first.
+
+    A task never changes case, so the id stays right after the locks are taken."""
+    case_id: str | None = await conn.fetchval("SELECT case_id FROM tasks WHERE id = $1", task_id)
+    if case_id is None:
+        raise TaskNotFound(f"no task {task_id}")
+    return case_id
+
+
+async def lock(conn: asyncpg.Connection, task_id: int) -> Task:
+    """The task, locked until the transaction ends; lock its case before (see above)."""
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM tasks WHERE id = $1 FOR UPDATE", task_id)
+    if row is None:
+        raise TaskNotFound(f"no task {task_id}")
+    return Task.from_row(row)
+
+
 async def for_case(conn: asyncpg.Connection, case_id: str) -> list[Task]:
     rows = await conn.fetch(f"SELECT {_COLUMNS} FROM tasks WHERE case_id = $1 ORDER BY id", case_id)
     return [Task.from_row(r) for r in rows]
@@ -233,6 +259,11 @@ async def record_attempt(
         await _explain(conn, task_id, actor, now, completing=True)
     await audit(conn, task_id, actor, "contact-attempt")
     return Task.from_row(row)
+
+
+async def reset_attempts(conn: asyncpg.Connection, task_id: int) -> None:
+    """Count contact attempts afresh (a coordinator tries an unreachable person again)."""
+    await conn.execute("UPDATE tasks SET attempts = 0 WHERE id = $1", task_id)
 
 
 async def release(conn: asyncpg.Connection, task_id: int, actor: str, *, now: datetime) -> Task:
