@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from contracts.topics import CASES, referrals
+from services.intake.settings import IntakeSettings
 from services.intake.usecases import Intake, reject_oversized
 from services.lib.policy import Registry
 from services.lib.runtime.pipeline import Handler
@@ -16,12 +17,14 @@ def _topics(registry: Registry) -> list[str]:
     return [*(referrals(h) for h in sorted(registry.hospital_ids)), CASES]
 
 
-def _handler(context: ServiceContext) -> Handler:
+def _handler(context: ServiceContext[IntakeSettings]) -> Handler:
     return Intake(policies=context.policies, registry=context.registry)
 
 
-SPEC = ServiceSpec(
+SPEC: ServiceSpec[IntakeSettings] = ServiceSpec(
     name="intake",
+    settings=IntakeSettings,
+    policy_dir=lambda settings: settings.policy_dir,
     migrations=Path(__file__).with_name("migrations"),
     topics=_topics,
     handler=_handler,

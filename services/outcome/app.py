@@ -6,10 +6,12 @@ from pathlib import Path
 
 from contracts.topics import CASES
 from services.lib.runtime.service import ServiceSpec
+from services.outcome.settings import OutcomeSettings
 from services.outcome.usecases import Outcome
 
-SPEC = ServiceSpec(
+SPEC: ServiceSpec[OutcomeSettings] = ServiceSpec(
     name="outcome",
+    settings=OutcomeSettings,
     migrations=Path(__file__).with_name("migrations"),
     topics=lambda _registry: [CASES],
     handler=lambda _context: Outcome().handle,

@@ -9,18 +9,21 @@ from services.lib.runtime.pipeline import Handler
 from services.lib.runtime.service import ServiceContext, ServiceSpec
 from services.lib.tasks import MIGRATIONS as TASKS_MIGRATIONS
 from services.lib.tasks.deadlines import deadline_watcher
+from services.referral.settings import ReferralSettings
 from services.referral.usecases import CaseEvents
 
 
-def _handler(context: ServiceContext) -> Handler:
+def _handler(context: ServiceContext[ReferralSettings]) -> Handler:
     return CaseEvents().handler()
 
 
-SPEC = ServiceSpec(
+SPEC: ServiceSpec[ReferralSettings] = ServiceSpec(
     name="referral",
+    settings=ReferralSettings,
+    policy_dir=lambda settings: settings.policy_dir,
     migrations=Path(__file__).with_name("migrations"),
     extra_migrations=(("tasks", TASKS_MIGRATIONS),),
     topics=lambda _registry: [CASES],
     handler=_handler,
-    extra_tasks=(deadline_watcher("referral"),),
+    extra_tasks=(deadline_watcher,),
 )

@@ -9,18 +9,20 @@ from services.lib.runtime.pipeline import Handler
 from services.lib.runtime.service import ServiceContext, ServiceSpec
 from services.lib.tasks import MIGRATIONS as TASKS_MIGRATIONS
 from services.lib.tasks.deadlines import deadline_watcher
+from services.scheduling.settings import SchedulingSettings
 from services.scheduling.usecases import CaseEvents
 
 
-def _handler(context: ServiceContext) -> Handler:
+def _handler(context: ServiceContext[SchedulingSettings]) -> Handler:
     return CaseEvents(horizon_days=context.settings.postponement_horizon_days).handler()
 
 
-SPEC = ServiceSpec(
+SPEC: ServiceSpec[SchedulingSettings] = ServiceSpec(
     name="scheduling",
+    settings=SchedulingSettings,
     migrations=Path(__file__).with_name("migrations"),
     extra_migrations=(("tasks", TASKS_MIGRATIONS),),
     topics=lambda _registry: [CASES],
     handler=_handler,
-    extra_tasks=(deadline_watcher("scheduling"),),
+    extra_tasks=(deadline_watcher,),
 )

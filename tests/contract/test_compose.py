@@ -26,12 +26,21 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from pydantic import BaseModel
 
-from services.lib.runtime.settings import (
-    DEFAULT_HEALTH_PORTS,
-    SERVICES,
-    KafkaSettings,
-    ServiceSettings,
-)
+from services.intake.settings import IntakeSettings
+from services.lib.runtime.settings import KafkaSettings, ServiceSettings
+from services.outcome.settings import OutcomeSettings
+from services.referral.settings import ReferralSettings
+from services.scheduling.settings import SchedulingSettings
+from services.tools.stack.deployables import HEALTH_PORTS as DEFAULT_HEALTH_PORTS
+from services.tools.stack.deployables import SERVICES
+
+# Each service's own settings class (tests may import deployables; tools may not).
+SETTINGS: dict[str, type[ServiceSettings]] = {
+    "intake": IntakeSettings,
+    "referral": ReferralSettings,
+    "scheduling": SchedulingSettings,
+    "outcome": OutcomeSettings,
+}
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -129,7 +138,7 @@ def _allowed_settings_variables() -> set[str]:
     from services.console.settings import ConsoleSettings
 
     return (
-        _setting_names(ServiceSettings)
+        set().union(*(_setting_names(cls) for cls in SETTINGS.values()))
         | _setting_names(KafkaSettings)
         | _setting_names(ConsoleSettings)
     )
@@ -396,7 +405,7 @@ def test_every_carelink_variable_in_compose_is_a_setting(
     }
     assert used, "no CARELINK_ variables found"
     unknown = sorted(f"{service}: {key}" for service, key in used if key not in allowed)
-    assert not unknown, f"not fields of ServiceSettings/KafkaSettings: {unknown}"
+    assert not unknown, f"not fields of the services' settings: {unknown}"
 
 
 def test_each_service_environment_parses_into_settings_for_that_service(
@@ -409,7 +418,7 @@ def test_each_service_environment_parses_into_settings_for_that_service(
             env = _environment(services[name])
             for key, value in env.items():
                 patch.setenv(key, value)
-            settings = ServiceSettings()  # type: ignore[call-arg]
+            settings = SETTINGS[name]()
         assert settings.service == name
         assert settings.resolved_database_url() == env["CARELINK_DATABASE_URL"]
         assert settings.health_host == "0.0.0.0"
@@ -636,3 +645,13 @@ def test_runtime_dependencies_cover_every_third_party_import_of_the_services() -
         if not {canonicalize_name(dist) for dist in providers.get(name, [])} & installed
     )
     assert not missing, f"imported by the services, not in pyproject dependencies: {missing}"
+
+
+def test_the_local_stack_knows_each_service_by_its_own_settings() -> None:
+    # The tools may not import a deployable, so they keep their own table of names and
+    # ports: it must agree with what each service says about itself.
+    assert set(SETTINGS) == set(SERVICES)
+    for name, cls in SETTINGS.items():
+        settings = cls()
+        assert settings.service == name
+        assert settings.health_port == DEFAULT_HEALTH_PORTS[name], name

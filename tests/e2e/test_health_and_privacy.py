@@ -17,11 +17,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts import topics
 from services.lib.runtime.health import health_app
-from services.lib.runtime.settings import SERVICES
 from services.tools.simulators.hospital_io import UpdatesReader, publish
 from services.tools.simulators.referrals import FakeHospital
 from services.tools.simulators.staff import Staff
 from services.tools.stack import SystemInfo
+from services.tools.stack.deployables import SERVICES
 
 pytestmark = pytest.mark.e2e
 

@@ -24,12 +24,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from contracts import topics
 from services.lib.runtime.deadletter import SOURCE_OFFSET_HEADER, SOURCE_PARTITION_HEADER
-from services.lib.runtime.settings import SERVICES
 from services.tools.simulators import hospital_io
 from services.tools.simulators.hospital_io import Update, UpdatesReader, publish
 from services.tools.simulators.referrals import FakeHospital, HospitalRecord
 from services.tools.simulators.staff import Staff
 from services.tools.stack import SystemInfo
+from services.tools.stack.deployables import SERVICES
 
 pytestmark = pytest.mark.e2e
 

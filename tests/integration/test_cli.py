@@ -20,7 +20,6 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from contracts import topics
-from services.lib.runtime.settings import SERVICES
 from services.tools.cli import main as cli
 from services.tools.cli.connect import load_system
 from services.tools.cli.dlq import REPLAYS_TOPIC
@@ -28,6 +27,7 @@ from services.tools.cli.topics import fetch_one
 from services.tools.simulators.hospital_io import UpdatesReader, publish
 from services.tools.simulators.referrals import FakeHospital
 from services.tools.stack import SystemInfo
+from services.tools.stack.deployables import SERVICES
 from tests.conftest import SESSION
 
 pytestmark = pytest.mark.integration

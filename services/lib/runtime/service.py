@@ -17,6 +17,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import asyncpg
 import uvicorn
@@ -33,45 +34,61 @@ from services.lib.runtime.settings import ServiceSettings
 
 log = get_logger(__name__)
 
+S = TypeVar("S", bound=ServiceSettings)
+
+
+class PolicyNotLoaded(RuntimeError):
+    """A service used the yearly policies without asking for them in its spec."""
+
 
 @dataclass
-class ServiceContext:
+class ServiceContext(Generic[S]):
     """What a service's handler factory may use: built once, shared by all records."""
 
-    settings: ServiceSettings
+    settings: S
     pool: asyncpg.Pool
     registry: Registry
-    policies: PolicyBook
+    loaded_policies: PolicyBook | None = None
+
+    @property
+    def policies(self) -> PolicyBook:
+        if self.loaded_policies is None:
+            raise PolicyNotLoaded("set ServiceSpec.policy_dir to load the yearly policies")
+        return self.loaded_policies
 
 
 @dataclass(frozen=True)
-class ServiceSpec:
+class ServiceSpec(Generic[S]):
     name: str
+    # The service's own settings class (its name, default port and domain settings).
+    settings: Callable[[], S]
     migrations: Path
     # The topics this service consumes, given the registered hospitals.
     topics: Callable[[Registry], Sequence[str]]
-    handler: Callable[[ServiceContext], Handler]
+    handler: Callable[[ServiceContext[S]], Handler]
+    # Where the yearly policy files are, for the services that apply them; None = not used.
+    policy_dir: Callable[[S], Path | None] | None = None
     # Migrations of shared libraries the service uses (e.g. the tasks table), applied first.
     extra_migrations: Sequence[tuple[str, Path]] = ()
-    routes: Callable[[FastAPI, ServiceContext], None] | None = None
-    extra_tasks: Sequence[Callable[[ServiceContext, asyncio.Event], object]] = field(
+    routes: Callable[[FastAPI, ServiceContext[S]], None] | None = None
+    extra_tasks: Sequence[Callable[[ServiceContext[S], asyncio.Event], object]] = field(
         default_factory=tuple
     )
     # What to do with a record over the size limit instead of dead-lettering it.
     oversize: Callable[[asyncpg.Connection, Record, int], Awaitable[None]] | None = None
 
 
-async def run_service(
-    spec: ServiceSpec, settings: ServiceSettings, stop: asyncio.Event | None = None
-) -> None:
+async def run_service(spec: ServiceSpec[S], settings: S, stop: asyncio.Event | None = None) -> None:
     """Run until SIGTERM/SIGINT (or `stop` is set), then shut down gracefully."""
     stop = stop or asyncio.Event()
     _install_signal_handlers(stop)
     # Configuration first: a malformed file stops the service before it touches anything.
     registry = load_registry(settings.registry_file)
-    policies = load_policies(settings.policy_dir)
-    for gap in policies.report():
-        log.warning("policy gap", detail=gap)
+    policies = None
+    if spec.policy_dir is not None:
+        policies = load_policies(spec.policy_dir(settings))
+        for gap in policies.report():
+            log.warning("policy gap", detail=gap)
     url = settings.resolved_database_url()
 
     pool = await _connect_with_retry(url, settings, stop)
@@ -100,7 +117,9 @@ async def run_service(
         # creates its topics at the next start, whichever service starts first.
         await kafka.ensure_topics(settings.kafka, all_topics(registry.hospital_ids))
 
-        context = ServiceContext(settings=settings, pool=pool, registry=registry, policies=policies)
+        context = ServiceContext(
+            settings=settings, pool=pool, registry=registry, loaded_policies=policies
+        )
         pipeline = Pipeline(
             service=spec.name,
             consumer=spec.name,
@@ -152,7 +171,7 @@ async def run_service(
             uvicorn.Config(
                 app,
                 host=settings.health_host,
-                port=settings.resolved_health_port(),
+                port=settings.health_port,
                 log_config=None,
                 lifespan="off",
             )
@@ -160,7 +179,7 @@ async def run_service(
         tasks.append(asyncio.create_task(server.serve(), name="health"))
         log.info(
             "service started",
-            health_port=settings.resolved_health_port(),
+            health_port=settings.health_port,
             topics=len(spec.topics(registry)),
         )
         await stop.wait()
@@ -236,9 +255,9 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, stop.set)
 
 
-def main(spec: ServiceSpec) -> None:
+def main(spec: ServiceSpec[S]) -> None:
     """Entry point of `python -m services.<name>`: settings from the environment."""
-    settings = ServiceSettings(service=spec.name)  # type: ignore[arg-type]
+    settings = spec.settings()
     configure_logging(
         service=spec.name,
         level=settings.log_level,

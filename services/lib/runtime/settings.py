@@ -1,4 +1,7 @@
-"""Settings from environment variables, with defaults that are safe on a laptop.
+"""Settings every service shares, from environment variables, with defaults that
+are safe on a laptop. The runtime knows no service: each service subclasses
+`ServiceSettings` in its own `settings.py` (its name, default port and domain
+settings) and names that class in its `ServiceSpec`.
 
 Every variable starts with `CARELINK_`; Kafka ones with `CARELINK_KAFKA_`.
 Production sets them in docker-compose.yml / the deployment manifest.
@@ -12,10 +15,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SERVICES = ("intake", "referral", "scheduling", "outcome")
 REPO_ROOT = Path(__file__).resolve().parents[3]
-# Local health ports, one per service, so all four can run side by side on one machine.
-DEFAULT_HEALTH_PORTS = {"intake": 8181, "referral": 8182, "scheduling": 8183, "outcome": 8184}
 
 
 class KafkaSettings(BaseSettings):
@@ -44,16 +44,17 @@ class KafkaSettings(BaseSettings):
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CARELINK_", extra="ignore")
 
-    service: Literal["intake", "referral", "scheduling", "outcome"]
+    # Each service's settings class fixes its name and its local default port, distinct
+    # per service so all of them can run side by side on one machine.
+    service: str
     database_url: str = ""
     health_host: str = "127.0.0.1"
-    health_port: int = 0  # 0 = the service's default port; set explicitly in tests
+    health_port: int = Field(default=0, ge=0, le=65535)  # 0 = any free port
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
     log_file: Path | None = None
-    # Hospitals and centres, and the yearly policy files; None = the repository's deploy/config.
+    # Hospitals and centres (their topics); None = the repository's deploy/config.
     registry_file: Path | None = None
-    policy_dir: Path | None = None
 
     # Records handled in one transaction (a savepoint each); 1 = one commit per record.
     consumer_batch_size: int = Field(default=200, ge=1)
@@ -68,13 +69,6 @@ class ServiceSettings(BaseSettings):
     retry_max_delay_s: float = Field(default=5.0, gt=0)
     shutdown_grace_s: float = Field(default=10.0, gt=0)
 
-    # How often overdue coordinator tasks are looked for (each is escalated once).
-    deadline_scan_interval_s: float = Field(default=30.0, gt=0)
-    # Failed contact attempts before a visit puts the case on hold as `unreachable`.
-    max_contact_attempts: int = Field(default=3, ge=1)
-    # A new expected discharge date further out than this puts the case on hold.
-    postponement_horizon_days: int = Field(default=14, ge=1)
-
     # Lets several test sessions share one broker without joining each other's groups.
     group_prefix: str = ""
 
@@ -82,9 +76,6 @@ class ServiceSettings(BaseSettings):
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"postgresql://postgres@127.0.0.1:5432/carelink_{self.service}"
-
-    def resolved_health_port(self) -> int:
-        return self.health_port or DEFAULT_HEALTH_PORTS[self.service]
 
     @property
     def group_id(self) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import asyncpg
 
@@ -15,8 +15,10 @@ from contracts.topics import ESCALATIONS
 from services.lib.runtime import outbox
 from services.lib.runtime.logging import get_logger
 from services.lib.runtime.service import ServiceContext
+from services.lib.tasks.settings import TaskSettings
 
 log = get_logger(__name__)
+T = TypeVar("T", bound=TaskSettings)
 
 
 async def escalate_overdue(
@@ -77,15 +79,11 @@ async def watch_deadlines(
             await asyncio.wait_for(stop.wait(), timeout=interval_s)
 
 
-def deadline_watcher(service: str) -> Callable[[ServiceContext, asyncio.Event], Awaitable[None]]:
-    """The watcher as a service's extra task (see ServiceSpec.extra_tasks)."""
-
-    async def run(context: ServiceContext, stop: asyncio.Event) -> None:
-        await watch_deadlines(
-            context.pool,
-            service=service,
-            stop=stop,
-            interval_s=context.settings.deadline_scan_interval_s,
-        )
-
-    return run
+async def deadline_watcher(context: ServiceContext[T], stop: asyncio.Event) -> None:
+    """The watcher as a task-owning service's extra task (see ServiceSpec.extra_tasks)."""
+    await watch_deadlines(
+        context.pool,
+        service=context.settings.service,
+        stop=stop,
+        interval_s=context.settings.deadline_scan_interval_s,
+    )

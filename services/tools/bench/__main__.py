@@ -43,7 +43,7 @@ import psutil  # type: ignore[import-untyped]
 
 from services.lib.policy import load_registry
 from services.lib.runtime.logging import configure_logging
-from services.lib.runtime.settings import REPO_ROOT, SERVICES
+from services.lib.runtime.settings import REPO_ROOT
 from services.tools.bench.intake import run_intake
 from services.tools.bench.loop import run_loop
 from services.tools.bench.memory import MemorySampler
@@ -55,6 +55,7 @@ from services.tools.bench.scale import load_store
 from services.tools.bench.traffic import Referrals
 from services.tools.localinfra import Infrastructure, start_infrastructure
 from services.tools.stack import LocalSystem
+from services.tools.stack.deployables import SERVICES
 
 T = TypeVar("T")
 

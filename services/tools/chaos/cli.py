@@ -27,7 +27,8 @@ from typing import Any
 
 from services.lib.policy import load_registry
 from services.lib.runtime.logging import configure_logging
-from services.lib.runtime.settings import REPO_ROOT, SERVICES
+from services.lib.runtime.settings import REPO_ROOT
+from services.tools.stack.deployables import SERVICES
 
 from .harness import Options, ScenarioResult, load_timeout, run_scenario, say, window_for
 from .report import verdict_line, write

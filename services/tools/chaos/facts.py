@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts import topics
 from services.lib.runtime.outbox import decode_headers
-from services.lib.runtime.settings import SERVICES
+from services.tools.stack.deployables import SERVICES
 from services.tools.stack.system import SystemInfo
 
 from .verify import (

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from services.lib.runtime.settings import SERVICES
+from services.tools.stack.deployables import SERVICES
 
 from .faults import Faults, Instance
 

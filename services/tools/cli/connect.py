@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from services.lib.runtime.kafka import client_options
-from services.lib.runtime.settings import REPO_ROOT, SERVICES, KafkaSettings
+from services.lib.runtime.settings import REPO_ROOT, KafkaSettings
+from services.tools.stack.deployables import SERVICES
 
 SYSTEM_FILE = Path(".local") / "run" / "system.json"
 HINT = "is `make run` running? (or pass --system FILE, or set CARELINK_KAFKA_BOOTSTRAP)"

@@ -20,7 +20,6 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from contracts.topics import CASES
-from services.lib.runtime.settings import SERVICES
 from services.tools.cli.connect import System
 from services.tools.cli.topics import (
     admin_client,
@@ -31,6 +30,7 @@ from services.tools.cli.topics import (
     reader,
     topic_partitions,
 )
+from services.tools.stack.deployables import SERVICES
 
 _GROUP = re.compile(r"^(?P<prefix>.*)carelink-(?P<service>" + "|".join(SERVICES) + r")$")
 _REFERRALS = re.compile(r"^hospital\.[a-z0-9-]+\.referrals$")

@@ -8,8 +8,8 @@ from typing import Any
 
 import asyncpg
 
-from services.lib.runtime.settings import SERVICES
 from services.tools.cli.connect import System
+from services.tools.stack.deployables import SERVICES
 
 BACKLOG_SQL = """SELECT count(*) FILTER (WHERE failed_at IS NULL) AS unpublished,
                         count(*) FILTER (WHERE failed_at IS NOT NULL) AS set_aside,

@@ -9,8 +9,8 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-from services.lib.runtime.settings import SERVICES
 from services.tools.cli.connect import System
+from services.tools.stack.deployables import SERVICES
 
 
 def readiness(service: str, url: str | None, *, timeout: float) -> dict[str, Any]:

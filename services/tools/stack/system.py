@@ -20,11 +20,9 @@ from typing import Any
 from contracts.topics import all_topics
 from services.lib.policy import load_registry
 from services.lib.runtime.kafka import ensure_topics
-from services.lib.runtime.settings import DEFAULT_HEALTH_PORTS, REPO_ROOT, SERVICES, KafkaSettings
+from services.lib.runtime.settings import REPO_ROOT, KafkaSettings
 from services.tools.localinfra import Infrastructure, ensure_databases, start_infrastructure
-
-CONSOLE = "console"
-CONSOLE_PORT = 8180
+from services.tools.stack.deployables import CONSOLE, CONSOLE_PORT, HEALTH_PORTS, SERVICES
 
 # Tansu makes each consumer-group join wait half the session timeout: keep joins fast locally.
 EMBEDDED_KAFKA_ENV = {
@@ -147,9 +145,7 @@ class LocalSystem:
             )
         )
         logs_dir = self.base_dir / "logs"
-        ports = {
-            s: (DEFAULT_HEALTH_PORTS[s] if self.fixed_ports else _free_port()) for s in SERVICES
-        }
+        ports = {s: (HEALTH_PORTS[s] if self.fixed_ports else _free_port()) for s in SERVICES}
         for name in SERVICES:
             env = {
                 **os.environ,

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from services.lib.runtime.settings import SERVICES
 from services.tools.chaos.harness import Options, _still_finishing, check_loopback, window_for
 from services.tools.chaos.load import split
 from services.tools.chaos.scenarios import SCENARIOS, PlanContext, Step
+from services.tools.stack.deployables import SERVICES
 from services.tools.stack.system import SystemInfo
 
 

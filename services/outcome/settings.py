@@ -1,0 +1,16 @@
+"""The outcome service's settings (`CARELINK_*` variables; see services.lib.runtime.settings)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from services.lib.runtime.settings import ServiceSettings
+
+DEFAULT_PORT = 8184
+
+
+class OutcomeSettings(ServiceSettings):
+    service: Literal["outcome"] = "outcome"
+    health_port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)

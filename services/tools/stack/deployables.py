@@ -1,0 +1,13 @@
+"""The deployables the local stack starts, and their local default ports.
+
+Tools know the system's shape from here, never by importing a deployable; a
+contract test checks these ports against each service's own settings.
+"""
+
+from __future__ import annotations
+
+SERVICES = ("intake", "referral", "scheduling", "outcome")
+# Distinct per service, so all of them can run side by side on one machine.
+HEALTH_PORTS = {"intake": 8181, "referral": 8182, "scheduling": 8183, "outcome": 8184}
+CONSOLE = "console"
+CONSOLE_PORT = 8180
