@@ -16,8 +16,10 @@ from contracts.hospital_v1 import HospitalId, ReferralId
 
 
 class CaseEvent(BaseModel):
-    # Internal events are strict: an unknown field is a bug in a producer, not a hospital's extra.
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Readers are tolerant: services are deployed one at a time, so a field a newer
+    # producer added must not break the consumers still running the previous version.
+    # Unknown fields are dropped on reading; producers emit exactly the model's fields.
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     ce_type: ClassVar[str]
     producer: ClassVar[str]

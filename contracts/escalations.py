@@ -10,7 +10,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 class TaskOverdue(BaseModel):
     """A coordinator's task passed its deadline without being completed."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Tolerant reader, like every internal event (see contracts.cases.CaseEvent).
+    model_config = ConfigDict(frozen=True, extra="ignore")
     ce_type: ClassVar[str] = "carelink.task.overdue.v1"
 
     task_id: int

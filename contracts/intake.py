@@ -59,7 +59,8 @@ class CaseAccepted(CaseEvent):
 class FieldError(BaseModel):
     """Where a submission failed the contract; never the submitted value itself."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Tolerant reader, like every internal event (see CaseEvent).
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     field: str
     message: str

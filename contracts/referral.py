@@ -11,7 +11,8 @@ from contracts.hospital_v1 import ServiceCode
 
 
 class PlanLine(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Tolerant reader, like every internal event (see CaseEvent).
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     service: ServiceCode
     quantity: int

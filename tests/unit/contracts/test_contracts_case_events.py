@@ -1,4 +1,5 @@
-"""Internal events on `care.cases`: each type registered once, decodable, strict."""
+"""Internal events on `care.cases`: each type registered once, decodable, tolerant of
+fields a newer producer added."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import ValidationError
 
+from contracts import docs
 from contracts.cases import (
     CASE_EVENT_TYPES,
     CaseEvent,
@@ -16,6 +18,7 @@ from contracts.cases import (
     register,
 )
 from contracts.catalog import all_messages
+from contracts.escalations import TaskOverdue
 from contracts.topics import CASES
 
 COMMON: dict[str, Any] = {
@@ -178,25 +181,72 @@ def test_decode_case_event_raises_validation_error_for_bad_data() -> None:
         decode_case_event("carelink.case.discharged.v1", json.dumps(COMMON).encode())
 
 
+# A field a newer producer added; the previous version of every reader must cope.
+ADDED = {"added_in_a_later_version": {"any": ["json", 1]}}
+
+
 @pytest.mark.parametrize("ce_type", sorted(CASE_EVENT_TYPES))
-def test_internal_events_forbid_extra_fields(ce_type: str) -> None:
-    data = {**sample(ce_type), "patient_name": "홍길동"}
+def test_internal_readers_ignore_a_field_a_newer_producer_added(ce_type: str) -> None:
+    # Services are deployed one at a time: an added optional field must not break the
+    # consumers still running the previous version (design notes, "Contracts").
+    model = CASE_EVENT_TYPES[ce_type]
+    data = {**sample(ce_type), **ADDED}
 
-    with pytest.raises(ValidationError) as exc:
-        decode_case_event(ce_type, json.dumps(data).encode())
+    decoded = decode_case_event(ce_type, json.dumps(data).encode())
 
-    assert [(e["type"], e["loc"]) for e in exc.value.errors()] == [
-        ("extra_forbidden", ("patient_name",))
-    ]
+    assert decoded == model.model_validate(sample(ce_type))
+    # Producers still emit exactly the model's fields: the unknown one is not passed on.
+    assert set(json.loads(decoded.model_dump_json())) == set(model.model_fields)
 
 
-def test_nested_internal_models_forbid_extra_fields() -> None:
-    data = sample("carelink.case.closed.v1")
-    data["delivered"] = [{**PLAN_LINE, "note": "x"}]
+@pytest.mark.parametrize(
+    ("ce_type", "path"),
+    [
+        ("carelink.case.closed.v1", "delivered"),
+        ("carelink.case.care-plan-set.v1", "lines"),
+        ("carelink.case.rejected.v1", "errors"),
+    ],
+)
+def test_nested_internal_models_ignore_an_added_field(ce_type: str, path: str) -> None:
+    data = sample(ce_type)
+    data[path] = [{**item, **ADDED} for item in data[path]]
 
-    with pytest.raises(ValidationError) as exc:
-        decode_case_event("carelink.case.closed.v1", json.dumps(data).encode())
+    decoded = decode_case_event(ce_type, json.dumps(data).encode())
 
-    assert [(e["type"], e["loc"]) for e in exc.value.errors()] == [
-        ("extra_forbidden", ("delivered", 0, "note"))
-    ]
+    assert decoded == CASE_EVENT_TYPES[ce_type].model_validate(sample(ce_type))
+    assert "added_in_a_later_version" not in decoded.model_dump_json()
+
+
+@pytest.mark.parametrize("ce_type", sorted(CASE_EVENT_TYPES))
+def test_internal_readers_still_refuse_a_missing_or_wrong_field(ce_type: str) -> None:
+    # Tolerant of additions only: what the reader needs is still checked.
+    with pytest.raises(ValidationError):
+        decode_case_event(ce_type, json.dumps({**sample(ce_type), "case_id": None}).encode())
+
+
+def test_task_overdue_readers_ignore_an_added_field() -> None:
+    data = {
+        "task_id": 7,
+        "service": "referral",
+        "case_id": "case-0001",
+        "kind": "review",
+        "centre_id": "songpa-care-sos",
+        "priority": "urgent",
+        "due_at": "2025-03-02T10:00:00+09:00",
+        "status": "open",
+        "detected_at": "2025-03-02T10:01:00+09:00",
+    }
+
+    decoded = TaskOverdue.model_validate_json(json.dumps({**data, **ADDED}))
+
+    assert decoded == TaskOverdue.model_validate(data)
+    assert set(json.loads(decoded.model_dump_json())) == set(data)
+
+
+def test_no_generated_schema_says_added_fields_are_refused() -> None:
+    # What the schemas promise every reader, hospitals included: an added optional field
+    # is tolerated (the hospital contract allows adding one; internal readers ignore them).
+    # "additionalProperties": false would document the opposite.
+    for path, text in docs.render().items():
+        if path.endswith(".json"):
+            assert '"additionalProperties": false' not in text, path
