@@ -1,18 +1,38 @@
-"""Pure intake rules: is a submission acceptable, and what the case looks like
-on care.cases. No I/O: everything needed is passed in."""
+"""Pure intake rules: what a hospital record says (`read_hospital_record`), is a
+submission acceptable, what a follow-up changes, and what the case looks like on
+care.cases. No I/O: everything needed is passed in."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from contracts.hospital_v1 import ReferralSubmitted
-from contracts.intake import FieldError
+from contracts.cases import CaseEvent
+from contracts.cloudevents import Envelope, EnvelopeError
+from contracts.hospital_v1 import (
+    INBOUND_TYPES,
+    PatientDischarged,
+    ReferralCancelled,
+    ReferralSubmitted,
+    ReferralUpdated,
+)
+from contracts.intake import (
+    CaseAccepted,
+    CaseCancelled,
+    CaseDischarged,
+    CaseReadmitted,
+    CaseReceived,
+    CaseStatusRequested,
+    DischargeDateChanged,
+    FieldError,
+)
+from contracts.topics import hospital_of
 from services.lib.policy import (
     PolicyBook,
     Registry,
@@ -26,6 +46,9 @@ from services.lib.runtime.errors import safe_errors
 
 # Programme design: a Care SOS manager visits within 72 hours; urgent referrals first.
 REVIEW_DEADLINE = {"routine": timedelta(hours=72), "urgent": timedelta(hours=24)}
+CONTRACT_REASON = "the record does not follow the hospital contract v1"
+# The longest referral id a hospital may use (the contract's ReferralId).
+MAX_REFERRAL_ID = 64
 
 
 @dataclass(frozen=True)
@@ -172,3 +195,251 @@ def implausible(
             )
         )
     return errors
+
+
+# --- reading a hospital record ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Unaddressed:
+    """Not tied to a hospital's referral: nobody to answer, so it is dead-lettered."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """Refused with a `rejected` update to the hospital, under its referral id."""
+
+    hospital_id: str
+    referral_id: str
+    reason_code: str
+    reason: str
+    errors: list[FieldError]
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A valid submission: `data` is what intake stores, `content_hash` spots re-sends."""
+
+    event: ReferralSubmitted
+    data: dict[str, Any]
+    content_hash: str
+
+
+FollowUpEvent = ReferralUpdated | PatientDischarged | ReferralCancelled
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """A valid update, discharge or cancellation of a referral; `data` is stored as sent."""
+
+    event: FollowUpEvent
+    data: dict[str, Any]
+
+
+def address(topic: str, key: str | None) -> tuple[str, str] | Unaddressed:
+    """The (hospital id, referral id) a record belongs to: its topic and its key."""
+    hospital_id = hospital_of(topic)
+    if hospital_id is None:
+        return Unaddressed(f"intake does not read {topic}")
+    if not key or len(key) > MAX_REFERRAL_ID:
+        return Unaddressed("record has no usable key: cannot tie it to a referral")
+    return hospital_id, key
+
+
+def read_hospital_record(
+    topic: str,
+    key: str | None,
+    headers: Sequence[tuple[str, bytes]],
+    value: bytes,
+    *,
+    policies: PolicyBook,
+    registry: Registry,
+    now: datetime,
+) -> Unaddressed | Invalid | Submitted | FollowUp:
+    """What one record from `hospital.<h>.referrals` says, checked in the order a
+    hospital can fix it: envelope, JSON, the contract, plausible dates, then that the
+    record is what its key and topic claim."""
+    where = address(topic, key)
+    if isinstance(where, Unaddressed):
+        return where
+    hospital_id, referral_id = where
+
+    def invalid(errors: list[FieldError]) -> Invalid:
+        return Invalid(hospital_id, referral_id, "invalid-referral", CONTRACT_REASON, errors)
+
+    parsed = _parse(headers, value)
+    if isinstance(parsed, FieldError):
+        return invalid([parsed])
+    model, text, data = parsed
+    try:
+        # Strict: the JSON types of the contract, no coercion ("1" is not a household
+        # size, 1 is not a consent); ISO 8601 strings are how JSON carries dates.
+        event: Any = model.model_validate_json(text, strict=True)
+    except ValidationError as exc:
+        return invalid(field_errors(exc))
+    if isinstance(event, ReferralSubmitted):
+        errors = implausible(event, policies=policies, now=now)
+        if errors:
+            return invalid(errors)
+    if event.referral_id != referral_id:
+        return invalid([_envelope_error("referral_id", "differs from the record key")])
+    if event.hospital_id != hospital_id or not registry.is_registered(hospital_id):
+        return Invalid(
+            hospital_id,
+            referral_id,
+            "unknown-hospital",
+            "hospital_id is not the hospital this topic belongs to",
+            [FieldError(field="hospital_id", message="does not match the topic", type="mismatch")],
+        )
+    if isinstance(event, ReferralSubmitted):
+        return Submitted(event, data, content_hash(data))
+    return FollowUp(event, data)
+
+
+def _parse(
+    headers: Sequence[tuple[str, bytes]], value: bytes
+) -> tuple[type[Any], str, dict[str, Any]] | FieldError:
+    """The contract model the envelope names, the text and the JSON object; or the
+    first thing wrong with them."""
+    try:
+        envelope = Envelope.from_headers(headers)
+    except EnvelopeError as exc:
+        return _envelope_error("headers", str(exc))
+    model = INBOUND_TYPES.get(envelope.type)
+    if model is None:
+        return _envelope_error("ce_type", "unknown event type")
+    try:
+        # Decoded as UTF-8 first: json.loads would guess UTF-16/32 from raw bytes, but
+        # JSON between systems is UTF-8 (RFC 8259, 8.1).
+        text = value.decode("utf-8")
+        data = json.loads(text, parse_constant=refuse_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):  # JSONDecodeError: ValueError
+        return _envelope_error("data", "not JSON")
+    if not isinstance(data, dict):
+        return _envelope_error("data", "not a JSON object")
+    nul_at = first_nul(data)
+    if nul_at is not None:
+        # PostgreSQL text cannot hold NUL; refuse it here rather than fail the insert.
+        return _envelope_error(nul_at, "contains a NUL character")
+    return model, text, data
+
+
+def _envelope_error(field: str, message: str) -> FieldError:
+    return FieldError(field=field, message=message, type="envelope")
+
+
+# --- what intake makes of it -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredReferral:
+    """What intake already holds under a (hospital, referral) id, with its case's flags."""
+
+    case_id: str
+    content_hash: str | None
+    outcome: str
+    open: bool
+    discharged: bool
+
+
+Repeat = Literal["first", "after-broken", "identical", "conflicting"]
+
+
+def repeat_of(existing: StoredReferral | None, digest: str) -> Repeat:
+    """Whether a submission was seen before under its referral id.
+
+    "after-broken": only a broken record (refused without content) was, so the
+    corrected submission starts afresh; "identical": a re-send, answered with the
+    current status; "conflicting": the id was used for another submission."""
+    if existing is None:
+        return "first"
+    if existing.content_hash is None:
+        return "after-broken"
+    return "identical" if existing.content_hash == digest else "conflicting"
+
+
+@dataclass(frozen=True)
+class CaseUpdate:
+    """A follow-up's effect: the case's flags as they are to be stored, and the case
+    event to emit (None: nothing to tell)."""
+
+    open: bool
+    discharged: bool
+    event: CaseEvent | None
+
+
+def follow_up(existing: StoredReferral, event: FollowUpEvent, *, now: datetime) -> CaseUpdate:
+    """A hospital's update, discharge or cancellation of a referral intake holds."""
+    ids = event_ids(existing.case_id, event, now)
+    unchanged = CaseUpdate(existing.open, existing.discharged, None)
+    if not existing.open:
+        # Closed (completed, cancelled, failed or refused): nothing changes, but the
+        # hospital still gets an answer.
+        return CaseUpdate(False, existing.discharged, CaseStatusRequested(**ids))
+    if isinstance(event, ReferralUpdated):
+        new_date = event.expected_discharge_date
+        if new_date is None:
+            return unchanged  # other corrections are kept for people, not announced
+        if existing.discharged:
+            # A new discharge date for a patient already home: back in hospital.
+            return CaseUpdate(True, False, CaseReadmitted(**ids, expected_discharge_date=new_date))
+        return CaseUpdate(
+            True, False, DischargeDateChanged(**ids, expected_discharge_date=new_date)
+        )
+    if isinstance(event, PatientDischarged):
+        return CaseUpdate(True, True, CaseDischarged(**ids, discharged_at=event.discharged_at))
+    return CaseUpdate(
+        False, existing.discharged, CaseCancelled(**ids, reason_code=event.reason_code)
+    )
+
+
+def event_ids(case_id: str, event: Any, now: datetime) -> dict[str, Any]:
+    """The fields every case event carries, for the referral `event` names."""
+    return {
+        "case_id": case_id,
+        "hospital_id": event.hospital_id,
+        "referral_id": event.referral_id,
+        "occurred_at": now,
+    }
+
+
+def received(case_id: str, sub: ReferralSubmitted, now: datetime, age_band: str) -> CaseReceived:
+    """The receipt on care.cases: the case's facts without personal data (an age band,
+    the district and dong, no name, birth date, phone, street or income)."""
+    patient = sub.patient
+    return CaseReceived(
+        **event_ids(case_id, sub, now),
+        submitted_at=sub.submitted_at,
+        age_band=age_band,
+        district=patient.address.district,
+        dong=patient.address.dong,
+        requested_services=list(sub.requested_services),
+        admission_date=sub.admission_date,
+        expected_discharge_date=sub.expected_discharge_date,
+        priority=sub.priority,
+        mobility=sub.mobility,
+        registered_disability=patient.registered_disability,
+        lives_alone=patient.lives_alone,
+        has_family_caregiver=patient.has_family_caregiver,
+        uses_public_care=patient.uses_public_care,
+        do_not_contact=sub.do_not_contact,
+    )
+
+
+def accepted(
+    case_id: str, sub: ReferralSubmitted, decision: Triage, person_id: str, now: datetime
+) -> CaseAccepted:
+    return CaseAccepted(
+        **event_ids(case_id, sub, now),
+        person_id=person_id,
+        policy_year=decision.policy_year,
+        fee_support=decision.fee_support,  # type: ignore[arg-type]
+        centre_id=decision.centre_id,
+        district=sub.patient.address.district,
+        priority=sub.priority,
+        review_deadline=decision.review_deadline,
+        expected_discharge_date=sub.expected_discharge_date,
+        requested_services=list(sub.requested_services),
+    )

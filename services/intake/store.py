@@ -8,14 +8,16 @@ from typing import Any
 
 import asyncpg
 
+from services.intake.domain import StoredReferral
+
 
 @dataclass(frozen=True)
-class StoredReferral:
+class StoredSubmission:
+    """A referral's case and the submission as the hospital sent it (personal data;
+    None for a refused referral, which keeps none)."""
+
     case_id: str
-    content_hash: str | None
-    outcome: str
-    open: bool
-    discharged: bool
+    submission: dict[str, Any] | None
 
 
 async def find(
@@ -113,14 +115,17 @@ async def forget_referral(conn: asyncpg.Connection, hospital_id: str, referral_i
 
 async def submission_of(
     conn: asyncpg.Connection, hospital_id: str, referral_id: str
-) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await conn.fetchrow(
+) -> StoredSubmission | None:
+    """The referral's case and submission, locked until the transaction ends."""
+    row = await conn.fetchrow(
         "SELECT case_id, submission FROM referrals WHERE hospital_id = $1 AND referral_id = $2"
         " FOR UPDATE",
         hospital_id,
         referral_id,
     )
-    return row
+    if row is None:
+        return None
+    return StoredSubmission(row["case_id"], row["submission"])
 
 
 async def move_referral(
