@@ -13,7 +13,6 @@ import importlib.metadata
 import json
 import re
 import shlex
-import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +32,7 @@ from services.referral.settings import ReferralSettings
 from services.scheduling.settings import SchedulingSettings
 from services.tools.stack.deployables import HEALTH_PORTS as DEFAULT_HEALTH_PORTS
 from services.tools.stack.deployables import SERVICES
+from tests.imports import import_closure, module_file
 
 # Each service's own settings class (tests may import deployables; tools may not).
 SETTINGS: dict[str, type[ServiceSettings]] = {
@@ -221,89 +221,6 @@ def _imported_top_level_names(directory: Path) -> set[str]:
 def _covered(path: str, sources: list[str]) -> bool:
     """Whether a COPY of one of `sources` (or of the whole context) puts `path` in the image."""
     return any(src in {"", "."} or path == src or path.startswith(src + "/") for src in sources)
-
-
-def _module_file(module: str) -> Path | None:
-    base = ROOT.joinpath(*module.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _is_type_checking_block(node: ast.AST) -> bool:
-    if not isinstance(node, ast.If):
-        return False
-    test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
-def _guards_an_optional_import(node: ast.AST) -> bool:
-    """`try: import x / except ImportError:`: x is optional, not a dependency."""
-    if not isinstance(node, ast.Try):
-        return False
-    caught: set[str] = set()
-    for handler in node.handlers:
-        types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
-        caught |= {t.id for t in types if isinstance(t, ast.Name)}
-    return bool(caught & {"ImportError", "ModuleNotFoundError"})
-
-
-def _imports_of(module: str, path: Path) -> set[str]:
-    """Absolute names of the modules `path` imports at run time (not type-only or optional)."""
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    found: set[str] = set()
-    pending: list[ast.AST] = [ast.parse(path.read_text(encoding="utf-8"), filename=str(path))]
-    while pending:
-        node = pending.pop()
-        if _is_type_checking_block(node):
-            continue
-        if _guards_an_optional_import(node):
-            assert isinstance(node, ast.Try)
-            pending.extend([*node.handlers, *node.orelse, *node.finalbody])
-            continue
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                base = f"{anchor}.{node.module}" if node.module else anchor
-            else:
-                base = node.module or ""
-            found.add(base)
-            # `from package import submodule` imports the submodule too.
-            found |= {f"{base}.{alias.name}" for alias in node.names}
-        pending.extend(ast.iter_child_nodes(node))
-    return found
-
-
-def _third_party_imports(entry_points: list[str]) -> set[str]:
-    """Top-level third-party names imported by the closure of local modules from entry points."""
-    local_roots = {"services", "contracts"}
-    seen: set[str] = set()
-    third_party: set[str] = set()
-    pending = list(entry_points)
-    while pending:
-        module = pending.pop()
-        # Importing a.b.c runs a/__init__ and a/b/__init__ first.
-        parts = module.split(".")
-        for depth in range(1, len(parts) + 1):
-            name = ".".join(parts[:depth])
-            if name in seen:
-                continue
-            root = parts[0]
-            if root not in local_roots:
-                if root not in sys.stdlib_module_names and root != "__future__":
-                    third_party.add(root)
-                break
-            path = _module_file(name)
-            if path is None:  # a name imported from a module, or a module not written yet
-                break
-            seen.add(name)
-            pending.extend(_imports_of(name, path))
-    return third_party
 
 
 def _runtime_distributions() -> set[str]:
@@ -565,22 +482,35 @@ def test_kafka_and_postgres_keep_their_data_in_named_volumes(compose: Compose) -
 # --------------------------------------------------------------------------- Dockerfile
 
 
-def test_dockerfile_copies_every_top_level_directory_the_services_import() -> None:
+# What runs in production: the deployables' entry points and the topics job.
+ENTRY_POINTS = [
+    *(f"services.{name}.__main__" for name in (*SERVICES, "console")),
+    "services.lib.runtime.topics",
+]
+
+
+def test_dockerfile_copies_what_the_deployables_import_and_no_tool() -> None:
     sources = _copy_sources()
-    imported = _imported_top_level_names(ROOT / "services") | _imported_top_level_names(
-        ROOT / "contracts"
-    )
-    local_packages = {name for name in imported if (ROOT / name).is_dir()}
-    assert {"services", "contracts"} <= local_packages, local_packages
-    needed = set(local_packages)
+    closure = import_closure(ENTRY_POINTS)
+    modules = {
+        str(path.relative_to(ROOT))
+        for path in (module_file(name) for name in closure.local)
+        if path is not None
+    }
+    assert "services/lib/runtime/service.py" in modules, "the import walk is broken"
     # Configuration the code reads from the repository at run time.
     from services.lib.policy.policy import DEFAULT_POLICY_DIR
     from services.lib.policy.registry import DEFAULT_REGISTRY_FILE
 
-    for default in (DEFAULT_REGISTRY_FILE, DEFAULT_POLICY_DIR):
-        needed.add(Path(default).relative_to(ROOT).as_posix())
+    needed = modules | {
+        Path(default).relative_to(ROOT).as_posix()
+        for default in (DEFAULT_REGISTRY_FILE, DEFAULT_POLICY_DIR)
+    }
     missing = sorted(path for path in needed if not _covered(path, sources))
     assert not missing, f"deploy/Dockerfile does not copy {missing} (copies {sources})"
+    # Tools are run by people, never deployed: the image holds none of them.
+    assert not _covered("services/tools/cli/main.py", sources), sources
+    assert not any(name.startswith("services.tools") for name in closure.local)
 
 
 def test_dockerfile_builds_a_runtime_only_non_root_image() -> None:
@@ -589,7 +519,7 @@ def test_dockerfile_builds_a_runtime_only_non_root_image() -> None:
     assert base.split()[0] == "python:3.11-slim"
     assert "pyproject.toml" in _copy_sources()
     runs = " ".join(arguments for instruction, arguments in instructions if instruction == "RUN")
-    assert "pip install --no-cache-dir ." in runs
+    assert "pip install --no-cache-dir -r" in runs, "runtime dependencies from pyproject"
     assert not re.search(r"\.\[[^\]]*\]", runs), "extras (dev/local) installed in the image"
     users = [arguments for instruction, arguments in instructions if instruction == "USER"]
     assert users, "the image runs as root"
@@ -635,7 +565,7 @@ def test_runtime_dependencies_cover_every_third_party_import_of_the_services() -
     # services import that only a dev/local extra brings would fail at start-up.
     entry_points = [f"services.{name}.__main__" for name in SERVICES]
     entry_points.append("services.lib.runtime.topics")
-    imported = _third_party_imports(entry_points)
+    imported = import_closure(entry_points).third_party
     assert imported, "no third-party imports found: the import walk is broken"
     installed = _runtime_distributions()
     providers = importlib.metadata.packages_distributions()
