@@ -168,15 +168,18 @@ def _error_response(request: Request, status: int, code: str, message: str) -> R
 
 def _install_error_handlers(app: FastAPI) -> None:
     async def console_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ConsoleError)
+        if not isinstance(exc, ConsoleError):
+            raise TypeError(f"console_error got {type(exc).__name__}") from exc
         return _error_response(request, exc.status, exc.code, exc.message)
 
     async def login_required(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, pages.LoginRequired)
+        if not isinstance(exc, pages.LoginRequired):
+            raise TypeError(f"login_required got {type(exc).__name__}") from exc
         return pages.login_redirect(exc.next_url)
 
     async def invalid(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
+        if not isinstance(exc, RequestValidationError):
+            raise TypeError(f"invalid got {type(exc).__name__}") from exc
         # Where and what, never the values sent: they may be personal.
         problems = [
             f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: "
@@ -186,7 +189,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error_response(request, 422, "invalid-request", "; ".join(problems[:10]))
 
     async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
+        if not isinstance(exc, StarletteHTTPException):
+            raise TypeError(f"http_error got {type(exc).__name__}") from exc
         code = _ERROR_CODES.get(exc.status_code, "error")
         return _error_response(request, exc.status_code, code, str(exc.detail))
 

@@ -381,7 +381,8 @@ def _result(kind: str, form: dict[str, list[str]]) -> TaskResult:
     except ValidationError as exc:
         message = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
         raise ConsoleError(422, "invalid-request", message) from None
-    assert isinstance(result, ReviewResult | CarePlanResult | VisitResult)
+    if not isinstance(result, ReviewResult | CarePlanResult | VisitResult):
+        raise TypeError(f"no task result model for {kind!r}")
     return result
 
 

@@ -72,7 +72,8 @@ class Outcome:
         )
         await emit(conn, closed, service=SERVICE, cause=record)
         update = domain.translate(closed)
-        assert update is not None
+        if update is None:
+            raise RuntimeError("domain.translate gave no hospital update for a closed case")
         await self._broadcast(conn, closed, update)
 
     async def _linked(
@@ -118,7 +119,8 @@ class Outcome:
         not got further than `received` (a new referral refused)."""
         await store.follow(conn, event.case_id, event.hospital_id, event.referral_id)
         update = domain.translate(event)
-        assert update is not None
+        if update is None:
+            raise RuntimeError("domain.translate gave no hospital update for a rejection")
         if case["status"] in (None, hv1.Status.RECEIVED.value):
             await _save(conn, event.case_id, update)
         await self._send(conn, event.hospital_id, event.referral_id, event, update)

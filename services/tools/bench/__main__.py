@@ -248,7 +248,8 @@ class Bench:
             say(name, f"took {seconds:.0f}s")
 
     def start_system(self, label: str, extra_env: dict[str, str] | None = None) -> LocalSystem:
-        assert self.infra is not None
+        if self.infra is None:
+            raise RuntimeError("the system starts before the infrastructure")
         say("system", f"starting the four services ({label})")
         self.sampler.phase(f"start services ({label})")
         started = time.monotonic()
@@ -272,13 +273,14 @@ class Bench:
 
     @property
     def databases(self) -> dict[str, str]:
-        assert self.system is not None
-        assert self.system.info is not None
+        if self.system is None or self.system.info is None:
+            raise RuntimeError("the system is not started")
         return dict(self.system.info.databases)
 
     @property
     def bootstrap(self) -> str:
-        assert self.infra is not None
+        if self.infra is None:
+            raise RuntimeError("the infrastructure is not started")
         return self.infra.endpoints.kafka_bootstrap
 
     def cpu_cost(self, phase: str, items: int) -> dict[str, Any]:
@@ -361,7 +363,8 @@ class Bench:
                 ),
                 timeout=900,
             )
-            assert self.infra is not None
+            if self.infra is None:
+                raise RuntimeError("the infrastructure is not started")
             postgres = self.phase(
                 "raw postgres",
                 lambda: postgres_limit(
@@ -463,7 +466,8 @@ class Bench:
         if not Path(spy).exists():
             say("profile", "py-spy not found (pip install py-spy); not profiling")
             return []
-        assert self.system is not None
+        if self.system is None:
+            raise RuntimeError("profiling before the system is started")
         out = self.args.profile
         out.mkdir(parents=True, exist_ok=True)
         profilers = []

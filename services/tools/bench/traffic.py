@@ -132,7 +132,8 @@ class UpdateWatcher:
             await self._consumer.stop()
 
     async def _run(self) -> None:
-        assert self._consumer is not None
+        if self._consumer is None:
+            raise RuntimeError("the traffic reader runs before start()")
         while True:
             batches = await self._consumer.getmany(timeout_ms=100, max_records=5000)
             now = time.perf_counter()

@@ -86,7 +86,8 @@ class Faults:
     # -- service processes --------------------------------------------------------------
 
     def instance(self, service: str) -> Instance:
-        assert self.system.info is not None
+        if self.system.info is None:
+            raise RuntimeError("the system under test is not started")
         return Instance(service, self.system.services[service], self.system.info.health[service])
 
     def instances(self, service: str) -> list[Instance]:
@@ -198,7 +199,8 @@ class Faults:
 
     def _database(self, service: str) -> tuple[str, str]:
         info = self.system.info
-        assert info is not None
+        if info is None:
+            raise RuntimeError("the system under test is not started")
         name = urlsplit(info.databases[service]).path.lstrip("/")
         if not name.replace("_", "").isalnum():
             raise ValueError(f"unexpected database name {name!r}")

@@ -430,7 +430,8 @@ def verify(
                 )
             )
             continue
-        assert status is not None
+        if status is None:  # None is not terminal: the branch above took it
+            raise RuntimeError(f"{hospital_id}/{referral_id}: terminal check let no status through")
         finals[status] += 1
         if script.expected_status and status != script.expected_status:
             unexpected[f"{script.kind}: expected {script.expected_status}, got {status}"] += 1

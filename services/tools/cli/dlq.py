@@ -263,7 +263,8 @@ async def replay(
             ]
         letters = [DeadLetter(message)]
     else:
-        assert select_all
+        if not select_all:
+            raise ValueError("replay needs dead-letter coordinates or select_all")
         letters, _ = await read_dead_letters(
             system, await dlq_topics(system, topic), timeout=timeout
         )
@@ -320,7 +321,8 @@ async def _replay_one(
     system: System, producer: AIOKafkaProducer, letter: DeadLetter, *, forced: bool
 ) -> ReplayOutcome:
     source = letter.source_topic
-    assert source is not None
+    if source is None:
+        raise ValueError("the dead letter does not name its source topic")
     partitions = await producer.partitions_for(source)
     partition = letter.source_partition
     if partition is not None and partition not in partitions:

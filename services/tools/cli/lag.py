@@ -121,7 +121,8 @@ def select_groups(listed: Iterable[str], prefix: str | None) -> list[str]:
 
 def _group_order(group: str) -> tuple[str, int]:
     match = _GROUP.match(group)
-    assert match is not None
+    if match is None:
+        raise ValueError(f"not a carelink consumer group: {group}")
     return (match.group("prefix"), SERVICES.index(match.group("service")))
 
 

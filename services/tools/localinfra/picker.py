@@ -92,7 +92,8 @@ def start_infrastructure(
     log.info("local infrastructure: %s", chosen)
     if chosen == "explicit":
         settings = explicit_settings(os.environ)
-        assert settings is not None
+        if settings is None:
+            raise RuntimeError("explicit infrastructure chosen but its settings are incomplete")
         return _adopt_explicit(*settings)
     if chosen == "containers":
         from services.tools.localinfra.containers import ContainerInfrastructure

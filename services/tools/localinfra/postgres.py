@@ -265,7 +265,8 @@ class EmbeddedPostgres:
         return data_dir
 
     def _spawn(self, bin_dir: Path, port: int) -> None:
-        assert self.data_dir is not None
+        if self.data_dir is None:
+            raise RuntimeError("PostgreSQL spawned before its data directory was prepared")
         self.port = port
         argv = [
             str(bin_dir / "postgres"),

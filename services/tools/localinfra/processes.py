@@ -149,8 +149,8 @@ class ServerProcess:
         return self._popen is not None and self._popen.poll() is None
 
     def send_signal(self, sig: int) -> None:
-        if self.running:
-            assert self._popen is not None
+        # `running` already says _popen is set; checked again for the type checker.
+        if self.running and self._popen is not None:
             self._popen.send_signal(sig)
 
     def raise_if_exited(self, what: str, port_hint: int | None = None) -> None:
@@ -168,8 +168,8 @@ class ServerProcess:
 
     def begin_stop(self) -> None:
         """Ask the server to stop without waiting, so several can shut down at once."""
-        if self.running and not self._stop_sent:
-            assert self._popen is not None
+        # `running` already says _popen is set; checked again for the type checker.
+        if self.running and not self._stop_sent and self._popen is not None:
             self._popen.send_signal(self.stop_signal)
             # A frozen (SIGSTOPped) process would never act on the signal.
             self._popen.send_signal(signal.SIGCONT)

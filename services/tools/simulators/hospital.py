@@ -197,7 +197,8 @@ class _DeadLetters:
 
     async def poll(self) -> list[str]:
         """Keys of the dead letters that arrived since the last poll."""
-        assert self._consumer is not None
+        if self._consumer is None:
+            raise RuntimeError("poll() before start()")
         batches = await self._consumer.getmany(timeout_ms=0, max_records=1000)
         return [
             record.key.decode(errors="replace") if record.key else ""
@@ -241,7 +242,8 @@ class SimulatedHospital:
     # -- sending ------------------------------------------------------------------
 
     async def _send(self, record: HospitalRecord) -> None:
-        assert self._producer is not None
+        if self._producer is None:
+            raise RuntimeError("the hospital sends before start()")
         future = await self._producer.send(
             record.topic, value=record.value, key=record.key, headers=record.headers
         )

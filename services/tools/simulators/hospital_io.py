@@ -122,7 +122,8 @@ class UpdatesReader:
             await self._consumer.stop()
 
     async def poll(self, timeout_ms: int = 200) -> list[Update]:
-        assert self._consumer is not None
+        if self._consumer is None:
+            raise RuntimeError("poll() before start()")
         batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=1000)
         fresh: list[Update] = []
         for records in batches.values():

@@ -80,9 +80,8 @@ class ServiceProcess:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, timeout: float = 15.0) -> None:
-        if not self.running():
+        if not self.running() or self.process is None:  # running() implies a process
             return
-        assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout)
@@ -92,8 +91,7 @@ class ServiceProcess:
 
     def kill(self) -> None:
         """SIGKILL, as a crash would: for fault tests."""
-        if self.running():
-            assert self.process is not None
+        if self.running() and self.process is not None:  # running() implies a process
             self.process.kill()
             self.process.wait(5)
 
@@ -197,7 +195,8 @@ class LocalSystem:
         return f"{self.prefix}carelink_{service}".replace("-", "_")
 
     def wait_ready(self, timeout: float = 90.0) -> None:
-        assert self.info is not None
+        if self.info is None:
+            raise RuntimeError("wait_ready() before start()")
         deadline = time.monotonic() + timeout
         pending = dict(self.info.health)
         if CONSOLE in self.services and self.info.console:
