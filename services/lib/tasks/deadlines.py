@@ -13,6 +13,7 @@ from contracts.cloudevents import Envelope
 from contracts.escalations import TaskOverdue
 from contracts.topics import ESCALATIONS
 from services.lib.runtime import outbox
+from services.lib.runtime.errors import describe, is_transient
 from services.lib.runtime.logging import get_logger
 from services.lib.runtime.service import ServiceContext
 from services.lib.tasks.settings import TaskSettings
@@ -66,17 +67,52 @@ async def escalate_overdue(
     return len(rows)
 
 
+def backoff_delay(failures: int, *, interval_s: float, max_s: float) -> float:
+    """How long to wait after `failures` failed scans in a row: the interval, doubled per
+    further failure, at most `max_s` (never less than the interval)."""
+    if failures <= 0:
+        return interval_s
+    # The exponent is bounded: after days of failures 2**n would overflow a float.
+    return min(interval_s * 2.0 ** min(failures - 1, 20), max(max_s, interval_s))
+
+
 async def watch_deadlines(
-    pool: asyncpg.Pool, *, service: str, stop: asyncio.Event, interval_s: float = 30.0
+    pool: asyncpg.Pool,
+    *,
+    service: str,
+    stop: asyncio.Event,
+    interval_s: float = 30.0,
+    max_backoff_s: float = 300.0,
 ) -> None:
+    """Scan for overdue tasks every `interval_s` until `stop` is set.
+
+    No error ends the watcher: escalations are how people learn that work is late, and
+    a watcher that died with one bad scan would stay silent until the next restart.
+    A failed scan is logged (the error's type or safe text, never task data), the wait
+    before the next one doubles per failure in a row up to `max_backoff_s`, and a stop
+    ends any wait at once.
+    """
+    failures = 0
     while not stop.is_set():
         try:
             async with pool.acquire() as conn:
                 await escalate_overdue(conn, service=service, now=datetime.now(UTC))
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("deadline watcher could not reach the database", error=type(exc).__name__)
+        except Exception as exc:
+            failures += 1
+            delay = backoff_delay(failures, interval_s=interval_s, max_s=max_backoff_s)
+            # A passing fault (database restarting) is a warning; anything else is a bug.
+            level = log.warning if is_transient(exc) else log.error
+            level(
+                "deadline scan failed, will retry",
+                error=describe(exc),
+                failures_in_a_row=failures,
+                retry_in_s=round(delay, 2),
+            )
+        else:
+            failures = 0
+            delay = interval_s
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval_s)
+            await asyncio.wait_for(stop.wait(), timeout=delay)
 
 
 async def deadline_watcher(context: ServiceContext[T], stop: asyncio.Event) -> None:
