@@ -96,7 +96,17 @@ def _faststream_security(settings: KafkaSettings, ssl_context: ssl.SSLContext | 
 
 
 async def ensure_topics(settings: KafkaSettings, specs: Sequence[TopicSpec]) -> list[str]:
-    """Create the topics that are missing, each with its partition count; returns those created."""
+    """Create the topics that are missing, as declared; returns those created.
+
+    Each topic gets its partitions and replication factor, and its `min.insync.replicas`
+    and `retention.ms` as topic configs (`TopicSpec.configs`). Topics that exist are left
+    as they are: this never alters a live topic (`python -m services.lib.runtime.topics
+    --check` reports the ones that differ from the catalogue). Nothing at all happens with
+    `create_topics` off, where the platform declares the topics (Strimzi `KafkaTopic`).
+    """
+    if not settings.create_topics:
+        log.info("topics are declared by the platform; not creating any", topics=len(specs))
+        return []
     admin = AIOKafkaAdminClient(**client_options(settings), client_id="carelink-topics")
     await admin.start()
     try:
@@ -104,9 +114,7 @@ async def ensure_topics(settings: KafkaSettings, specs: Sequence[TopicSpec]) -> 
         missing = [spec for spec in specs if spec.name not in existing]
         if not missing:
             return []
-        response = await admin.create_topics(
-            [NewTopic(spec.name, spec.partitions, 1) for spec in missing]
-        )
+        response = await admin.create_topics([new_topic(spec) for spec in missing])
         created = []
         for name, code, message in _topic_errors(response):
             if code == 0:
@@ -118,6 +126,13 @@ async def ensure_topics(settings: KafkaSettings, specs: Sequence[TopicSpec]) -> 
         return created
     finally:
         await admin.close()
+
+
+def new_topic(spec: TopicSpec) -> NewTopic:
+    """The CreateTopics request for one declared topic."""
+    return NewTopic(
+        spec.name, spec.partitions, spec.replication_factor, topic_configs=spec.configs()
+    )
 
 
 def _topic_errors(response: Any) -> list[tuple[str, int, str | None]]:

@@ -115,7 +115,9 @@ async def run_service(spec: ServiceSpec[S], settings: S, stop: asyncio.Event | N
         log.info("database ready", migrations_applied=len(applied))
         # Every service makes sure all topics exist: adding a hospital to the registry
         # creates its topics at the next start, whichever service starts first.
-        await kafka.ensure_topics(settings.kafka, all_topics(registry.hospital_ids))
+        await kafka.ensure_topics(
+            settings.kafka, all_topics(registry.hospital_ids, settings.kafka.durability)
+        )
 
         context = ServiceContext(
             settings=settings, pool=pool, registry=registry, loaded_policies=policies

@@ -12,8 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contracts.topics import LOCAL, Durability
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -39,6 +41,26 @@ class KafkaSettings(BaseSettings):
     fetch_max_wait_ms: int = Field(default=50, ge=0)
     # Hospitals write by hand; refuse records larger than this before they reach a store.
     max_record_bytes: int = 1_000_000
+
+    # Topics (contracts/topics.py declares them). Copies the cluster keeps of each
+    # partition, and in-sync copies a write needs: 1/1 on one broker (the embedded Tansu
+    # broker, docker-compose); a production cluster sets 3/2 (contracts.topics.PRODUCTION).
+    replication_factor: int = Field(default=LOCAL.replication_factor, ge=1)
+    min_insync_replicas: int = Field(default=LOCAL.min_insync_replicas, ge=1)
+    # Off where the platform declares the topics (Strimzi KafkaTopic resources generated
+    # from the catalogue): the service then neither lists nor creates topics, so its
+    # principal needs no Create, and no Describe beyond its own topics.
+    create_topics: bool = True
+
+    @model_validator(mode="after")
+    def _durability_is_possible(self) -> KafkaSettings:
+        # min.insync.replicas above the replication factor fails every acknowledged write.
+        Durability(self.replication_factor, self.min_insync_replicas)
+        return self
+
+    @property
+    def durability(self) -> Durability:
+        return Durability(self.replication_factor, self.min_insync_replicas)
 
 
 class ServiceSettings(BaseSettings):
