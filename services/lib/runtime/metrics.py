@@ -1,11 +1,17 @@
 """Prometheus metrics every service exposes on its health port at /metrics.
 
-Labels carry only service, consumer, topic and outcome names: never ids or
-payload values, so no personal data can reach a metrics backend.
+Labels carry only service, consumer, topic, outcome, check, task kind and priority
+names: never ids or payload values, so no personal data can reach a metrics backend
+(tests/contract/test_observability.py checks the label names).
+
+Most are counted where the work happens; the outbox gauges are read from the database
+at scrape time (`sample_outbox`, run by the health app's /metrics), so they are right
+even when the relay that would update them is stuck or on standby.
 """
 
 from __future__ import annotations
 
+import asyncpg
 from prometheus_client import Counter, Gauge, Histogram
 
 MESSAGES = Counter(
@@ -39,3 +45,50 @@ OUTBOX_FAILED = Counter(
     "Outbox rows the broker refused for good (set aside with the reason)",
     ["service"],
 )
+OUTBOX_OLDEST_AGE = Gauge(
+    "carelink_outbox_oldest_age_seconds",
+    "Age of the oldest outbox row not yet published (0 when there is none), from the database"
+    " at scrape time",
+    ["service"],
+)
+OUTBOX_SET_ASIDE = Gauge(
+    "carelink_outbox_set_aside",
+    "Outbox rows the relay gave up on, waiting for `carelink outbox requeue`, from the database"
+    " at scrape time",
+    ["service"],
+)
+READY = Gauge(
+    "carelink_ready",
+    "1 when the readiness check passes, 0 when not; measured at every scrape and probe",
+    ["service", "check"],
+)
+ESCALATED = Counter(
+    "carelink_escalations_total",
+    "Overdue tasks escalated on care.escalations, by task kind",
+    ["service", "kind"],
+)
+TASKS_OVERDUE = Gauge(
+    "carelink_tasks_overdue",
+    "Open or claimed tasks past their due time, at the deadline watcher's last scan",
+    ["service", "priority"],
+)
+
+# One pass over the unpublished rows (the partial index outbox_unpublished) and one over
+# the set-aside ones (outbox_set_aside, normally empty): never a scan of published rows.
+OUTBOX_SQL = """SELECT
+    (SELECT count(*) FROM outbox WHERE published_at IS NULL AND failed_at IS NULL) AS backlog,
+    (SELECT extract(epoch FROM now() - min(created_at))::float8 FROM outbox
+      WHERE published_at IS NULL AND failed_at IS NULL) AS oldest_age_s,
+    (SELECT count(*) FROM outbox WHERE published_at IS NULL AND failed_at IS NOT NULL)
+      AS set_aside"""
+
+
+async def sample_outbox(conn: asyncpg.Connection, service: str) -> None:
+    """Set the outbox gauges from the database: every instance reports the same truth,
+    whether its relay is the active one, a standby, or stuck on an unreachable broker."""
+    row = await conn.fetchrow(OUTBOX_SQL)
+    if row is None:  # pragma: no cover - a SELECT without FROM always returns one row
+        return
+    OUTBOX_BACKLOG.labels(service).set(row["backlog"])
+    OUTBOX_OLDEST_AGE.labels(service).set(max(0.0, row["oldest_age_s"] or 0.0))
+    OUTBOX_SET_ASIDE.labels(service).set(row["set_aside"])

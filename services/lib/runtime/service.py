@@ -25,7 +25,7 @@ from fastapi import FastAPI
 
 from contracts.topics import all_topics
 from services.lib.policy import PolicyBook, PolicyError, Registry, load_policies, load_registry
-from services.lib.runtime import db, kafka
+from services.lib.runtime import db, kafka, metrics
 from services.lib.runtime.health import health_app
 from services.lib.runtime.logging import broker_logger, configure_logging, get_logger
 from services.lib.runtime.outbox import OutboxRelay
@@ -162,10 +162,15 @@ async def run_service(spec: ServiceSpec[S], settings: S, stop: asyncio.Event | N
         async def database_ok() -> bool:
             return await db.ping(pool)
 
+        async def sample_outbox() -> None:
+            async with pool.acquire(timeout=2) as conn:
+                await metrics.sample_outbox(conn, spec.name)
+
         app = health_app(
             service=spec.name,
             live=lambda: all(not t.done() for t in tasks),
             checks={"broker": broker_ok, "database": database_ok},
+            collectors=[sample_outbox],
         )
         if spec.routes is not None:
             spec.routes(app, context)

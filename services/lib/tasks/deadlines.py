@@ -15,6 +15,7 @@ from contracts.topics import ESCALATIONS
 from services.lib.runtime import outbox
 from services.lib.runtime.errors import describe, is_transient
 from services.lib.runtime.logging import get_logger
+from services.lib.runtime.metrics import ESCALATED, TASKS_OVERDUE
 from services.lib.runtime.service import ServiceContext
 from services.lib.tasks.settings import TaskSettings
 
@@ -64,7 +65,24 @@ async def escalate_overdue(
             )
     if rows:
         log.warning("tasks overdue, escalated", count=len(rows))
+    for row in rows:  # after the commit: only escalations that were written
+        ESCALATED.labels(service, row["kind"]).inc()
+    await count_overdue(conn, service=service, now=now)
     return len(rows)
+
+
+async def count_overdue(conn: asyncpg.Connection, *, service: str, now: datetime) -> None:
+    """Set carelink_tasks_overdue: live tasks past due, escalated or not (alerts see
+    escalations pile up when nobody works them off)."""
+    counts = dict.fromkeys(("routine", "urgent"), 0)
+    for row in await conn.fetch(
+        """SELECT priority, count(*) AS n FROM tasks
+           WHERE status IN ('open', 'claimed') AND due_at < $1 GROUP BY priority""",
+        now,
+    ):
+        counts[row["priority"]] = row["n"]
+    for priority, n in counts.items():
+        TASKS_OVERDUE.labels(service, priority).set(n)
 
 
 def backoff_delay(failures: int, *, interval_s: float, max_s: float) -> float:

@@ -18,11 +18,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from aiokafka.errors import KafkaError
 
 from services.tools.cli import dlq, lag, outbox, status, topics, trace
 from services.tools.cli.connect import HINT, ConnectError, System, load_system
 from services.tools.cli.output import emit, format_age, render_table, warn
+from services.tools.stack.deployables import SERVICES
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1  # the command ran and found something wrong (not ready, backlog unreadable, …)
@@ -184,14 +186,59 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("id", metavar="ID", help="a case id (case-…) or a referral id")
 
-    _command(
+    p = _command(
         commands,
         "outbox",
-        "unpublished outbox backlog per service",
+        "unpublished outbox backlog per service; set-aside rows, requeue",
         "For each service database: how many outbox rows are not yet published and how old "
-        "the oldest is. A growing backlog means the service's relay cannot reach the broker.",
+        "the oldest is, and how many the relay set aside because the broker refused them for "
+        "good. A growing backlog means the service's relay cannot reach the broker. "
+        "`outbox set-aside` lists the set-aside rows with the broker's reason; `outbox "
+        "requeue` puts them back in the queue once the cause is fixed.",
         run_outbox,
     )
+    outbox_commands = p.add_subparsers(title="outbox commands", metavar="OUTBOX_COMMAND")
+    q = _command(
+        outbox_commands,
+        "set-aside",
+        "the rows the relay gave up on, with the reason (never their value)",
+        "Every outbox row the relay set aside (the broker refused it for good: too large, no "
+        "such topic, not allowed): its id, topic, size, when it was written and set aside, "
+        "and the broker's error. The value is never printed.",
+        run_outbox_set_aside,
+    )
+    q.add_argument(
+        "--service",
+        action="append",
+        choices=SERVICES,
+        default=[],
+        metavar="SERVICE",
+        help=f"only this service (repeatable; one of {', '.join(SERVICES)}; default: all)",
+    )
+    q = _command(
+        outbox_commands,
+        "requeue",
+        "put set-aside rows back in the queue after the cause is fixed",
+        "Clears the set-aside mark of one service's rows (--id, repeatable) or of all of them "
+        "(--all): they are unpublished again, and the service's relay publishes them next, "
+        "lowest id first (the broker's last error stays on the row). A row that is refused "
+        "again is set aside again. Requeue only after fixing the cause (see `outbox "
+        "set-aside` and docs/operators.md): a requeued row reaches readers after the later "
+        "events of its key.",
+        run_outbox_requeue,
+    )
+    q.add_argument(
+        "--service",
+        required=True,
+        choices=SERVICES,
+        metavar="SERVICE",
+        help=f"the service whose outbox it is ({', '.join(SERVICES)})",
+    )
+    q.add_argument(
+        "--id", type=int, action="append", default=[], metavar="N", help="one row (repeatable)"
+    )
+    q.add_argument("--all", action="store_true", help="every set-aside row of the service")
+    q.add_argument("--dry-run", action="store_true", help="say what would be done, do nothing")
 
     _command(
         commands,
@@ -448,6 +495,93 @@ def run_outbox(args: argparse.Namespace) -> int:
     return EXIT_PROBLEM if any(r["error"] or r["set_aside"] for r in rows) else EXIT_OK
 
 
+def run_outbox_set_aside(args: argparse.Namespace) -> int:
+    system = _system(args)
+    timeout = min(args.timeout, 10.0)
+
+    async def collect() -> list[dict[str, Any]]:
+        found = await asyncio.gather(
+            *(
+                outbox.set_aside_rows(system.database(s), s, timeout=timeout)
+                for s in args.service or system.databases
+                if s in SERVICES
+            )
+        )
+        return [row for rows in found for row in rows]
+
+    if not (args.service or system.databases):
+        raise ConnectError(f"no database URLs in {system.source}; {HINT}")
+    rows = _reach_database(lambda: asyncio.run(collect()))
+    emit(
+        {"set_aside": rows},
+        as_json=args.json,
+        text=lambda: (
+            render_table(
+                ["SERVICE", "ID", "TOPIC", "SIZE", "WRITTEN", "SET ASIDE", "ERROR"],
+                [
+                    [
+                        r["service"],
+                        r["id"],
+                        r["topic"],
+                        r["size"],
+                        r["created_at"],
+                        r["set_aside_at"],
+                        _short(r["error"]),
+                    ]
+                    for r in rows
+                ],
+            )
+            if rows
+            else "no set-aside outbox rows"
+        ),
+    )
+    return EXIT_OK
+
+
+def run_outbox_requeue(args: argparse.Namespace) -> int:
+    parser: argparse.ArgumentParser = args.help_parser
+    if args.all == bool(args.id):
+        parser.error("give either --all or --id N")
+    system = _system(args)
+    url = system.database(args.service)
+    rows = _reach_database(
+        lambda: asyncio.run(
+            outbox.requeue(
+                url,
+                args.service,
+                ids=None if args.all else args.id,
+                dry_run=args.dry_run,
+                timeout=min(args.timeout, 10.0),
+            )
+        )
+    )
+    emit(
+        {"dry_run": args.dry_run, "rows": rows},
+        as_json=args.json,
+        text=lambda: (
+            render_table(
+                ["SERVICE", "ID", "ACTION", "TOPIC", "SET ASIDE", "ERROR"],
+                [
+                    [
+                        r["service"],
+                        r["id"],
+                        r["action"],
+                        r.get("topic"),
+                        r.get("set_aside_at"),
+                        _short(r.get("error")),
+                    ]
+                    for r in rows
+                ],
+            )
+            if rows
+            else f"no set-aside outbox rows in {args.service}"
+        ),
+    )
+    if args.id and all(r["action"] == "not set aside" for r in rows):
+        return EXIT_NOT_FOUND
+    return EXIT_OK
+
+
 def run_status(args: argparse.Namespace) -> int:
     system = _system(args)
     if not system.health:
@@ -560,6 +694,14 @@ def _plugin_handler(func: Callable[..., Any]) -> Handler:
 
 async def _await(awaitable: Any) -> Any:
     return await awaitable
+
+
+def _reach_database(call: Callable[[], Any]) -> Any:
+    """A database that cannot be reached is exit 3, like an unreachable broker."""
+    try:
+        return call()
+    except (OSError, TimeoutError, asyncpg.PostgresConnectionError) as exc:
+        raise ConnectError(f"cannot reach the database: {type(exc).__name__}: {exc}") from exc
 
 
 def _system(args: argparse.Namespace) -> System:
