@@ -5,11 +5,18 @@ Every route but /api/health and /api/login needs a session token
 Errors are `{error, message}`: 401 unauthorized; 403 forbidden; 404 not-found
 (also for another centre's tasks); 409 claimed-by-other, lease-expired,
 not-claimed, task-closed, policy-incomplete (the year's policy lacks a value
-the rule needs); 422 invalid-request, invalid-plan.
+the rule needs); 422 invalid-request, invalid-plan; 503 service-unavailable
+(a service the answer needs is down or too slow; the message names it, and
+nothing was done, unless it says the outcome is unknown).
+
+Version 1.1.0 (issue 8): the console is a gateway to the services' own APIs;
+the routes, bodies and answers are those of 1.0.0, and the 503 answer is now
+documented on every route that needs a service.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -19,7 +26,8 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from services.console.auth import User
-from services.console.desk import ConsoleError
+from services.console.desk import LIVE
+from services.console.errors import ConsoleError
 from services.console.schemas import (
     SERVICE_OF,
     CompleteOut,
@@ -35,9 +43,7 @@ from services.console.schemas import (
     UserOut,
 )
 from services.console.state import console_of
-from services.lib.runtime.db import ping
 from services.lib.runtime.logging import get_logger
-from services.lib.tasks.operations import LIVE
 
 log = get_logger(__name__)
 STATUSES = ("open", "claimed", "done", "cancelled", "suspended")
@@ -92,13 +98,11 @@ class HealthOut(BaseModel):
 
 @router.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut}})
 async def health(request: Request, response: Response) -> HealthOut:
-    """Ready when the three databases answer (no sign-in needed)."""
-    pools = console_of(request).pools
-    checks = {
-        "intake": await ping(pools.intake),
-        "referral": await ping(pools.referral),
-        "scheduling": await ping(pools.scheduling),
-    }
+    """Ready when intake, referral and scheduling say they are ready over HTTP
+    (their /health/ready; no sign-in needed)."""
+    services = console_of(request).services
+    answers = await asyncio.gather(*(client.ready() for client in services.all()))
+    checks = {client.name: ok for client, ok in zip(services.all(), answers, strict=True)}
     ok = all(checks.values())
     response.status_code = 200 if ok else 503
     return HealthOut(ok=ok, checks=checks)
@@ -125,7 +129,7 @@ async def me(user: CurrentUser) -> UserOut:
     return user_out(user)
 
 
-@router.get("/queue", response_model=QueueOut, responses=_errors(401, 422))
+@router.get("/queue", response_model=QueueOut, responses=_errors(401, 422, 503))
 async def queue(
     request: Request,
     user: CurrentUser,
@@ -193,20 +197,25 @@ def _event(name: str, data: dict[str, Any]) -> str:
 
 
 @router.get(
-    "/tasks/{service}/{task_id}", response_model=TaskDetailOut, responses=_errors(401, 404, 422)
+    "/tasks/{service}/{task_id}",
+    response_model=TaskDetailOut,
+    responses=_errors(401, 404, 422, 503),
 )
 async def task_detail(
     request: Request, user: CurrentUser, service: Service, task_id: TaskId
 ) -> TaskDetailOut:
     """The task, the case's facts and tasks, and the patient's personal details.
     Reading this is recorded in intake's access audit."""
-    return await console_of(request).desk.detail(user, service, task_id, purpose="api-task-detail")
+    detail = await console_of(request).desk.detail(
+        user, service, task_id, purpose="api-task-detail"
+    )
+    return detail.out
 
 
 @router.post(
     "/tasks/{service}/{task_id}/claim",
     response_model=TaskOut,
-    responses=_errors(401, 404, 409, 422),
+    responses=_errors(401, 404, 409, 422, 503),
 )
 async def claim(request: Request, user: CurrentUser, service: Service, task_id: TaskId) -> TaskOut:
     """Take the task for yourself under a lease (claiming again renews it)."""
@@ -216,7 +225,7 @@ async def claim(request: Request, user: CurrentUser, service: Service, task_id: 
 @router.post(
     "/tasks/{service}/{task_id}/release",
     response_model=TaskOut,
-    responses=_errors(401, 404, 409, 422),
+    responses=_errors(401, 404, 409, 422, 503),
 )
 async def release(
     request: Request, user: CurrentUser, service: Service, task_id: TaskId
@@ -228,7 +237,7 @@ async def release(
 @router.post(
     "/tasks/{service}/{task_id}/reassign",
     response_model=TaskOut,
-    responses=_errors(401, 403, 404, 409, 422),
+    responses=_errors(401, 403, 404, 409, 422, 503),
 )
 async def reassign(
     request: Request, user: CurrentUser, service: Service, task_id: TaskId, body: ReassignIn
@@ -241,7 +250,7 @@ async def reassign(
 @router.post(
     "/tasks/{service}/{task_id}/complete",
     response_model=CompleteOut,
-    responses=_errors(401, 404, 409, 422),
+    responses=_errors(401, 404, 409, 422, 503),
 )
 async def complete(
     request: Request,

@@ -1,9 +1,10 @@
-"""Composition root of the coordinators' console: the FastAPI app, its pools to
-the three databases it reads through the services' code (intake for personal
-details, referral and scheduling for tasks), and its lifespan.
+"""Composition root of the coordinators' console: the FastAPI app, its HTTP
+clients for the services' APIs (intake for personal details, referral and
+scheduling for tasks and case facts), and its lifespan.
 
-Nothing connects when the app is created, only when it starts, so the OpenAPI
-document can be generated without any server.
+The console is a gateway: it holds no connection to any service's database.
+Nothing connects when the app is created, so the OpenAPI document can be
+generated without any server.
 """
 
 from __future__ import annotations
@@ -11,13 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -26,12 +24,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.console import api, pages
 from services.console.auth import Sessions, load_users
-from services.console.desk import ConsoleError, Desk, Pools
+from services.console.clients import ServiceClient, Services
+from services.console.desk import Desk
+from services.console.errors import UNAVAILABLE, ConsoleError
 from services.console.settings import ConsoleSettings
 from services.console.state import Console
 from services.console.watch import QueueWatch
-from services.lib.policy import load_policies, load_registry
-from services.lib.runtime.db import create_pool
+from services.lib.policy import load_registry
 from services.lib.runtime.logging import get_logger
 
 log = get_logger(__name__)
@@ -45,11 +44,12 @@ _ERROR_CODES = {
     413: "invalid-request",
     415: "invalid-request",
     422: "invalid-request",
+    503: UNAVAILABLE,
 }
 
 
 # The API's own version (not the package's): raise it when the API changes.
-API_VERSION = "1.0.0"
+API_VERSION = "1.1.0"
 
 
 def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
@@ -70,25 +70,24 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
             )
         users = load_users(settings.users_file)
         registry = load_registry(settings.registry_file)
-        policies = load_policies(settings.policy_dir)
-        pools = await _connect(settings)
+        services = _clients(settings)
+        if settings.api_token is None:
+            log.warning(
+                "no CARELINK_CONSOLE_API_TOKEN: the services refuse the console's calls "
+                "until it is set"
+            )
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         app.state.request_stop = lambda: loop.call_soon_threadsafe(stopping.set)
-        watch = QueueWatch(pools, interval_s=settings.events_poll_interval_s)
+        watch = QueueWatch(services, interval_s=settings.events_poll_interval_s)
         app.state.console = Console(
             settings=settings,
             users=users,
             sessions=Sessions(secret, max_age_s=int(settings.session_hours * 3600)),
-            desk=Desk(
-                pools,
-                policies,
-                lease=timedelta(minutes=settings.lease_minutes),
-                max_contact_attempts=settings.max_contact_attempts,
-            ),
+            desk=Desk(services),
             watch=watch,
             registry=registry,
-            pools=pools,
+            services=services,
             stopping=stopping,
         )
         watcher = asyncio.create_task(watch.run(stopping), name="queue-watch")
@@ -98,8 +97,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         finally:
             stopping.set()
             await asyncio.gather(watcher, return_exceptions=True)
-            for pool in (pools.intake, pools.referral, pools.scheduling):
-                await pool.close()
+            await services.aclose()
             log.info("console stopped")
 
     app = FastAPI(
@@ -120,34 +118,23 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     return app
 
 
-async def _connect(settings: ConsoleSettings) -> Pools:
-    """The databases may come up after the console: wait for them, bounded."""
-    deadline = time.monotonic() + settings.connect_timeout_s
-    delay = 0.2
-    while True:
-        try:
-            intake = await create_pool(settings.intake_database_url, max_size=settings.db_pool_max)
-            try:
-                referral = await create_pool(
-                    settings.referral_database_url, max_size=settings.db_pool_max
-                )
-                try:
-                    scheduling = await create_pool(
-                        settings.scheduling_database_url, max_size=settings.db_pool_max
-                    )
-                except BaseException:
-                    await referral.close()
-                    raise
-            except BaseException:
-                await intake.close()
-                raise
-            return Pools(intake=intake, referral=referral, scheduling=scheduling)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            if time.monotonic() > deadline:
-                raise
-            log.warning("databases not reachable yet, retrying", error=type(exc).__name__)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+def _clients(settings: ConsoleSettings) -> Services:
+    token = settings.api_token.get_secret_value() if settings.api_token else ""
+
+    def client(name: str, url: str) -> ServiceClient:
+        return ServiceClient(
+            name,
+            url,
+            token,
+            timeout_s=settings.service_timeout_s,
+            read_retries=settings.read_retries,
+        )
+
+    return Services(
+        intake=client("intake", settings.intake_url),
+        referral=client("referral", settings.referral_url),
+        scheduling=client("scheduling", settings.scheduling_url),
+    )
 
 
 def _is_api(request: Request) -> bool:

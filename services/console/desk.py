@@ -1,19 +1,20 @@
-"""The console's one door to the services: every read and every action goes
-through the owning service's use cases (services.lib.tasks, referral's and
-scheduling's `Coordinator`, intake's queries). No rule is decided here; this
-module only checks who may see what: a coordinator sees their own centre's
-tasks and cases, and a task of another centre does not exist for them.
+"""The console's one door to the services: every read and every action is a
+call to the owning service's HTTP API (referral and scheduling for tasks and
+case facts, intake for personal details; services.console.clients). No rule is
+decided here, and no database is touched: the services apply their use cases
+and settings (lease length, contact-attempt limit) and scope everything to the
+coordinator's centre. The console checks only what it alone knows: who is
+signed in, who is a lead, who is a colleague.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
-
 from services.console.auth import User
+from services.console.clients import OnBehalfOf, Services, gather_all
+from services.console.errors import ConsoleError
 from services.console.schemas import (
     SERVICE_OF,
     CarePlanResult,
@@ -27,71 +28,39 @@ from services.console.schemas import (
     TaskResult,
     VisitResult,
 )
-from services.intake import queries as intake_queries
-from services.lib.policy import PolicyBook
 from services.lib.runtime.logging import get_logger
-from services.lib.tasks import operations as tasks
-from services.referral import store as referral_store
-from services.referral.usecases import Coordinator as ReferralDesk
-from services.scheduling import store as scheduling_store
-from services.scheduling.usecases import Coordinator as VisitDesk
 
 log = get_logger(__name__)
 SERVICES: tuple[Service, ...] = ("referral", "scheduling")
-
-
-class ConsoleError(Exception):
-    """An answer for the coordinator: HTTP status, stable code, message."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-# The task library's and use cases' stable codes, as HTTP statuses.
-_STATUS = {
-    "not-found": 404,
-    "claimed-by-other": 409,
-    "lease-expired": 409,
-    "not-claimed": 409,
-    "task-closed": 409,
-    "invalid-plan": 422,
-    "invalid-request": 422,
-    "policy-incomplete": 409,
-}
-
-
-def as_console_error(exc: tasks.TaskError) -> ConsoleError:
-    if isinstance(exc, tasks.TaskNotFound):
-        return ConsoleError(404, "not-found", "no such task")
-    return ConsoleError(_STATUS.get(exc.code, 409), exc.code, str(exc))
+LIVE = ("open", "claimed")
+# What referral and scheduling keep of a case: ids and routing from both, the rest from one.
+_SHARED_FACTS = ("hospital_id", "referral_id", "centre_id", "priority")
+_REFERRAL_FACTS = ("fee_support", "requested_services", "policy_year")
+_SCHEDULING_FACTS = (
+    "reviewed",
+    "expected_discharge_date",
+    "discharged_at",
+    "hold_reason",
+    "services_linked",
+)
 
 
 @dataclass(frozen=True)
-class Pools:
-    intake: asyncpg.Pool
-    referral: asyncpg.Pool
-    scheduling: asyncpg.Pool
+class TaskDetail:
+    """The API's task detail, and what the task page adds (the care-plan form's
+    starting quantities, from referral)."""
 
-    def of(self, service: Service) -> asyncpg.Pool:
-        return self.referral if service == "referral" else self.scheduling
+    out: TaskDetailOut
+    default_quantities: dict[str, int] = field(default_factory=dict)
+
+
+def on_behalf_of(user: User) -> OnBehalfOf:
+    return OnBehalfOf(username=user.username, centre_id=user.centre_id, role=user.role)
 
 
 class Desk:
-    def __init__(
-        self,
-        pools: Pools,
-        policies: PolicyBook,
-        *,
-        lease: timedelta,
-        max_contact_attempts: int,
-    ) -> None:
-        self.pools = pools
-        self.lease = lease
-        self.referral = ReferralDesk(pools.referral, policies)
-        self.visits = VisitDesk(pools.scheduling, max_contact_attempts=max_contact_attempts)
+    def __init__(self, services: Services) -> None:
+        self.services = services
 
     # ------------------------------------------------------------------ reading
 
@@ -100,96 +69,68 @@ class Desk:
         user: User,
         *,
         kinds: list[str] | None = None,
-        statuses: tuple[str, ...] = tasks.LIVE,
+        statuses: tuple[str, ...] = LIVE,
         overdue_only: bool = False,
         limit: int = 200,
-        now: datetime | None = None,
     ) -> list[TaskOut]:
         """The centre's tasks from both services: urgent first, then by deadline."""
-        now = now or datetime.now(UTC)
-        found: list[TaskOut] = []
+        calls = []
         for service in SERVICES:
             wanted = None if kinds is None else [k for k in kinds if SERVICE_OF[k] == service]
             if wanted == []:
                 continue
-            async with self.pools.of(service).acquire() as conn:
-                rows = await tasks.queue(
-                    conn,
-                    user.centre_id,
-                    now=now,
-                    kinds=wanted,
-                    statuses=statuses,
-                    overdue_only=overdue_only,
-                    limit=limit,
-                )
-            found.extend(TaskOut.of(service, t, now) for t in rows)
+            params: dict[str, Any] = {
+                "status": ",".join(statuses),
+                "overdue": "true" if overdue_only else "false",
+                "limit": limit,
+            }
+            if wanted:
+                params["kind"] = ",".join(wanted)
+            calls.append(self.services.owner(service).get("/v1/queue", on_behalf_of(user), params))
+        answers = await gather_all(*calls)
+        found = [TaskOut.model_validate(t) for answer in answers for t in answer["tasks"]]
         found.sort(key=lambda t: (t.priority != "urgent", t.due_at, t.service, t.id))
         return found[:limit]
 
-    async def task(self, user: User, service: Service, task_id: int) -> tasks.Task:
-        """The task, if it is the user's centre's; otherwise it does not exist for them."""
-        async with self.pools.of(service).acquire() as conn:
-            try:
-                task = await tasks.get(conn, task_id)
-            except tasks.TaskNotFound:
-                task = None
-        if task is None or task.centre_id != user.centre_id:
-            raise ConsoleError(404, "not-found", "no such task")
-        return task
+    async def task(self, user: User, service: Service, task_id: int) -> TaskOut:
+        """The task, if it is the user's centre's (the service says 404 otherwise)."""
+        answer = await self.services.owner(service).get(f"/v1/tasks/{task_id}", on_behalf_of(user))
+        return TaskOut.model_validate(answer)
 
     async def detail(
         self, user: User, service: Service, task_id: int, *, purpose: str
-    ) -> TaskDetailOut:
-        """The task, the case's facts and tasks, and the personal details (audited)."""
-        now = datetime.now(UTC)
+    ) -> TaskDetail:
+        """The task, the case's facts and tasks, and the personal details (audited by intake)."""
         task = await self.task(user, service, task_id)
+        who = on_behalf_of(user)
+        # Facts first, personal details last: a view that fails leaves no audit row behind.
+        referral, scheduling = await gather_all(
+            self._case(self.services.referral.get(f"/v1/cases/{task.case_id}", who)),
+            self._case(self.services.scheduling.get(f"/v1/cases/{task.case_id}", who)),
+        )
         facts: dict[str, Any] = {"case_id": task.case_id}
+        defaults: dict[str, int] = {}
         case_tasks: list[TaskOut] = []
-        async with self.pools.referral.acquire() as conn:
-            row = await referral_store.get_case(conn, task.case_id)
-            if row is not None:
-                facts.update(
-                    {
-                        k: row[k]
-                        for k in (
-                            "hospital_id",
-                            "referral_id",
-                            "centre_id",
-                            "priority",
-                            "fee_support",
-                            "requested_services",
-                            "policy_year",
-                            "closed",
-                        )
-                    }
-                )
-            case_tasks += [
-                TaskOut.of("referral", t, now) for t in await tasks.for_case(conn, task.case_id)
-            ]
-        async with self.pools.scheduling.acquire() as conn:
-            row = await scheduling_store.get_case(conn, task.case_id)
-            if row is not None:
-                for k in ("hospital_id", "referral_id", "centre_id", "priority"):
-                    facts.setdefault(k, row[k])
-                facts.update(
-                    {
-                        "reviewed": row["reviewed"],
-                        "expected_discharge_date": row["expected_discharge_date"],
-                        "discharged_at": row["discharged_at"],
-                        "hold_reason": row["hold_reason"],
-                        "services_linked": row["services_linked"],
-                        "closed": bool(row["closed"] or facts.get("closed")),
-                    }
-                )
-            case_tasks += [
-                TaskOut.of("scheduling", t, now) for t in await tasks.for_case(conn, task.case_id)
-            ]
+        if referral is not None:
+            known = referral["facts"]
+            facts.update({k: known.get(k) for k in (*_SHARED_FACTS, *_REFERRAL_FACTS)})
+            facts["closed"] = known.get("closed")
+            defaults = {str(k): int(v) for k, v in known.get("default_quantities", {}).items()}
+            case_tasks += [TaskOut.model_validate(t) for t in referral["tasks"]]
+        if scheduling is not None:
+            known = scheduling["facts"]
+            for k in _SHARED_FACTS:
+                if facts.get(k) is None:
+                    facts[k] = known.get(k)
+            facts.update({k: known.get(k) for k in _SCHEDULING_FACTS})
+            facts["closed"] = bool(known.get("closed") or facts.get("closed"))
+            case_tasks += [TaskOut.model_validate(t) for t in scheduling["tasks"]]
         case_tasks.sort(key=lambda t: (t.created_at, t.service, t.id))
-        # The centre was checked on the task: the case is this user's centre's case.
-        async with self.pools.intake.acquire() as conn:
-            personal = await intake_queries.case_details(
-                conn, task.case_id, viewer=user.username, purpose=purpose
+        personal = await self._case(
+            self.services.intake.get(
+                f"/v1/cases/{task.case_id}/personal", who, {"purpose": purpose}
             )
+        )
         log.info(
             "case details viewed",
             actor=user.username,
@@ -198,32 +139,35 @@ class Desk:
             service=service,
             purpose=purpose,
         )
-        return TaskDetailOut(
-            task=TaskOut.of(service, task, now),
-            case=CaseFacts(**facts),
-            case_tasks=case_tasks,
-            personal=PersonalDetails.model_validate(personal) if personal else None,
+        return TaskDetail(
+            out=TaskDetailOut(
+                task=task,
+                case=CaseFacts(**{k: v for k, v in facts.items() if v is not None}),
+                case_tasks=case_tasks,
+                personal=PersonalDetails.model_validate(personal) if personal else None,
+            ),
+            default_quantities=defaults,
         )
+
+    @staticmethod
+    async def _case(call: Any) -> Any:
+        """A case's answer, or None when the service does not know the case (yet):
+        scheduling learns of a case on its own time."""
+        try:
+            return await call
+        except ConsoleError as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     # ------------------------------------------------------------------ acting
 
     async def claim(self, user: User, service: Service, task_id: int) -> TaskOut:
-        await self.task(user, service, task_id)
-        now = datetime.now(UTC)
-        async with self.pools.of(service).acquire() as conn, conn.transaction():
-            task = await self._run(
-                tasks.claim(conn, task_id, user.username, now=now, lease=self.lease)
-            )
-        self._did(user, "claim", service, task)
-        return TaskOut.of(service, task, now)
+        """Claim (or renew) under the owning service's lease."""
+        return await self._act(user, service, task_id, "claim")
 
     async def release(self, user: User, service: Service, task_id: int) -> TaskOut:
-        await self.task(user, service, task_id)
-        now = datetime.now(UTC)
-        async with self.pools.of(service).acquire() as conn, conn.transaction():
-            task = await self._run(tasks.release(conn, task_id, user.username, now=now))
-        self._did(user, "release", service, task)
-        return TaskOut.of(service, task, now)
+        return await self._act(user, service, task_id, "release")
 
     async def reassign(
         self, user: User, service: Service, task_id: int, to: User | None
@@ -233,93 +177,57 @@ class Desk:
         await self.task(user, service, task_id)
         if to is None or to.centre_id != user.centre_id:
             raise ConsoleError(422, "invalid-request", "`to` must be a colleague of your centre")
-        now = datetime.now(UTC)
-        async with self.pools.of(service).acquire() as conn, conn.transaction():
-            task = await self._run(
-                tasks.reassign(conn, task_id, user.username, to.username, now=now, lease=self.lease)
-            )
-        self._did(user, "reassign", service, task, to=to.username)
-        return TaskOut.of(service, task, now)
+        return await self._act(user, service, task_id, "reassign", {"to": to.username})
 
     async def complete(
         self, user: User, service: Service, task_id: int, result: TaskResult
     ) -> CompleteOut:
         task = await self.task(user, service, task_id)
-        outcome: str
-        details: dict[str, Any] = {}
-        if task.kind == "review" and isinstance(result, ReviewResult):
-            await self._run(
-                self.referral.complete_review(
-                    task_id, user.username, decision=result.decision, reason_code=result.reason_code
-                )
+        fits = (
+            (task.kind == "review" and isinstance(result, ReviewResult))
+            or (task.kind == "care-plan" and isinstance(result, CarePlanResult))
+            or (
+                task.kind in ("pre-discharge-visit", "post-discharge-visit")
+                and isinstance(result, VisitResult)
             )
-            outcome = "reviewed"
-            details = {"decision": result.decision, "reason_code": result.reason_code}
-        elif task.kind == "care-plan" and isinstance(result, CarePlanResult):
-            outcome, details = await self._care_plan(user, task_id, result)
-        elif task.kind in ("pre-discharge-visit", "post-discharge-visit") and isinstance(
-            result, VisitResult
-        ):
-            outcome = await self._visit(user, task_id, result)
-        else:
+        )
+        if not fits:
             raise ConsoleError(422, "invalid-request", _expected_shape(task.kind))
-        async with self.pools.of(service).acquire() as conn:
-            done = await tasks.get(conn, task_id)
-        self._did(user, "complete", service, done, outcome=outcome)
-        return CompleteOut(
-            task=TaskOut.of(service, done, datetime.now(UTC)), outcome=outcome, details=details
+        answer = await self.services.owner(service).post(
+            f"/v1/tasks/{task_id}/complete", on_behalf_of(user), result.model_dump(mode="json")
         )
+        done = CompleteOut.model_validate(answer)
+        _did(user, "complete", done.task, outcome=done.outcome)
+        return done
 
-    async def _care_plan(
-        self, user: User, task_id: int, result: CarePlanResult
-    ) -> tuple[str, dict[str, Any]]:
-        if result.decision == "waitlist":
-            await self._run(self.referral.waitlist(task_id, user.username))
-            return "waitlisted", {}
-        if result.decision == "could-not-deliver":
-            await self._run(self.referral.could_not_deliver(task_id, user.username))
-            return "could-not-deliver", {}
-        lines = [(line.service.value, line.quantity) for line in result.lines or []] or None
-        answer = await self._run(self.referral.set_care_plan(task_id, user.username, lines=lines))
-        if answer.get("outcome") == "plan":
-            return ("partial" if answer.get("partial") else "plan"), dict(answer)
-        return str(answer.get("outcome")), dict(answer)
-
-    async def _visit(self, user: User, task_id: int, result: VisitResult) -> str:
-        if result.reached:
-            await self._run(
-                self.visits.complete_visit(
-                    task_id,
-                    user.username,
-                    precautions_acknowledged=bool(result.precautions_acknowledged),
-                    findings=list(result.findings),
-                    notes=result.notes,
-                )
-            )
-            return "visited"
-        task = await self._run(self.visits.contact_failed(task_id, user.username))
-        return "unreachable" if task.status == "suspended" else "contact-failed"
-
-    @staticmethod
-    async def _run(call: Any) -> Any:
-        try:
-            return await call
-        except tasks.TaskError as exc:
-            raise as_console_error(exc) from None
-
-    @staticmethod
-    def _did(user: User, action: str, service: Service, task: tasks.Task, **extra: str) -> None:
-        log.info(
-            "task " + action,
-            actor=user.username,
-            centre_id=user.centre_id,
-            service=service,
-            task_id=task.id,
-            kind=task.kind,
-            case_id=task.case_id,
-            status=task.status,
-            **extra,
+    async def _act(
+        self,
+        user: User,
+        service: Service,
+        task_id: int,
+        action: str,
+        body: dict[str, Any] | None = None,
+    ) -> TaskOut:
+        answer = await self.services.owner(service).post(
+            f"/v1/tasks/{task_id}/{action}", on_behalf_of(user), body
         )
+        task = TaskOut.model_validate(answer)
+        _did(user, action, task, **({"to": body["to"]} if body else {}))
+        return task
+
+
+def _did(user: User, action: str, task: TaskOut, **extra: str) -> None:
+    log.info(
+        "task " + action,
+        actor=user.username,
+        centre_id=user.centre_id,
+        service=task.service,
+        task_id=task.id,
+        kind=task.kind,
+        case_id=task.case_id,
+        status=task.status,
+        **extra,
+    )
 
 
 def _expected_shape(kind: str) -> str:

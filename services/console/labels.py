@@ -60,6 +60,7 @@ ERRORS = {
     "invalid-request": "입력 내용을 확인해 주세요. Please check the form.",
     "forbidden": "권한이 없습니다. You may not do this.",
     "task-error": "지금은 할 수 없습니다. This cannot be done now.",
+    "service-unavailable": "지금은 서비스에 연결할 수 없습니다. A service is not available right now.",
     "policy-incomplete": "해당 연도 정책에 필요한 값이 없습니다. "
     "The year's policy lacks a value this needs; tell the administrator.",
 }

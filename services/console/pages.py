@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from services.console import labels
 from services.console.auth import COOKIE, User
-from services.console.desk import ConsoleError
+from services.console.errors import UNAVAILABLE, ConsoleError
 from services.console.schemas import (
     RESULT_OF_KIND,
     SERVICE_OF,
@@ -35,7 +35,6 @@ from services.console.schemas import (
 from services.console.state import Console, console_of
 from services.lib.policy import SEOUL_TZ
 from services.lib.runtime.logging import get_logger
-from services.referral.domain import DEFAULT_QUANTITY
 
 log = get_logger(__name__)
 TEMPLATES = Jinja2Templates(directory=Path(__file__).with_name("templates"))
@@ -269,16 +268,15 @@ async def _task_page(
     form: dict[str, list[str]] | None = None,
 ) -> HTMLResponse:
     console = console_of(request)
-    detail = await console.desk.detail(user, service, task_id, purpose="task-page")
-    task = detail.task
+    found = await console.desk.detail(user, service, task_id, purpose="task-page")
+    detail, task = found.out, found.out.task
     quantities: dict[str, str] = {}
     if task.kind == "care-plan":
         if form is not None:
             quantities = {code: _first(form, f"qty_{code}") for code in labels.SERVICES}
         else:
-            quantities = {
-                code: str(DEFAULT_QUANTITY[code]) for code in detail.case.requested_services
-            }
+            # Referral's own starting point: the plan it sets when nobody chooses quantities.
+            quantities = {code: str(q) for code, q in found.default_quantities.items()}
     return _render(
         request,
         "task.html",
@@ -338,7 +336,8 @@ async def task_action(
         else:
             raise ConsoleError(404, "not-found", "no such action")
     except ConsoleError as exc:
-        if exc.status == 404:
+        # Not found, or a service down: the error page says so (nothing to show the form on).
+        if exc.status == 404 or exc.code == UNAVAILABLE:
             raise
         return await _task_page(request, user, service, task_id, error=exc, form=form)
     return RedirectResponse(

@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.hospital_v1 import ServiceCode
 from contracts.referral import ReviewRefusal
-from services.lib.tasks.operations import Task
 
 Service = Literal["referral", "scheduling"]
 Kind = Literal["review", "care-plan", "pre-discharge-visit", "post-discharge-visit"]
@@ -54,6 +53,7 @@ class TokenOut(_Out):
     user: UserOut
 
 
+# A task as its owning service (referral or scheduling) tells it.
 class TaskOut(_Out):
     service: Service
     id: int
@@ -72,28 +72,6 @@ class TaskOut(_Out):
     created_at: datetime
     completed_at: datetime | None
     completed_by: str | None
-
-    @classmethod
-    def of(cls, service: Service, task: Task, now: datetime) -> TaskOut:
-        return cls(
-            service=service,
-            id=task.id,
-            kind=task.kind,  # type: ignore[arg-type]
-            case_id=task.case_id,
-            centre_id=task.centre_id,
-            priority=task.priority,  # type: ignore[arg-type]
-            due_at=task.due_at,
-            window_start=task.window_start,
-            status=task.status,  # type: ignore[arg-type]
-            overdue=task.overdue(now),
-            claimed_by=task.claimed_by,
-            lease_until=task.lease_until,
-            attempts=task.attempts,
-            result=task.result,
-            created_at=task.created_at,
-            completed_at=task.completed_at,
-            completed_by=task.completed_by,
-        )
 
 
 class QueueOut(_Out):

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from services.console.auth import COOKIE, Sessions, User, UserBook, bearer
-from services.console.desk import Desk, Pools
+from services.console.clients import Services
+from services.console.desk import Desk
 from services.console.settings import ConsoleSettings
 from services.console.watch import QueueWatch
 from services.lib.policy import Registry
@@ -22,7 +23,7 @@ class Console:
     desk: Desk
     watch: QueueWatch
     registry: Registry
-    pools: Pools
+    services: Services
     stopping: asyncio.Event
 
     def user_from(self, request: Request) -> User | None:

@@ -1,35 +1,33 @@
 """Notices that a centre's queue changed, for the pages' live refresh.
 
-One watcher per console process looks at the live tasks (open and claimed) of
-every centre somebody is watching, in both task databases, every couple of
-seconds; when a centre's queue differs from the last look, its version goes
-up and every waiting stream of that centre wakes. Polling keeps the services
-untouched (they would otherwise need to NOTIFY for the console) and costs two
-small indexed queries per watched centre per interval, whatever the number of
-open pages.
+One watcher per console process asks referral and scheduling, every couple of
+seconds, for a fingerprint of the live queue (open and claimed tasks) of every
+centre somebody is watching (`GET /v1/queue/fingerprint`: one indexed query in
+the service, 32 characters on the wire). When a centre's fingerprints differ
+from the last look, its version goes up and every waiting stream of that
+centre wakes. The cost is two small calls per watched centre per interval,
+whatever the number of open pages; no table of a service is read here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
-import asyncpg
-
-from services.console.desk import SERVICES, Pools
+from services.console.clients import OnBehalfOf, Services, gather_all
+from services.console.errors import ConsoleError
 from services.lib.runtime.logging import get_logger
-from services.lib.tasks import operations as tasks
 
 log = get_logger(__name__)
+# Who the watcher's reads are for, in the services' logs: the console itself, not a person.
+WATCHER = "console-queue-watch"
 
 
 class QueueWatch:
-    def __init__(self, pools: Pools, *, interval_s: float) -> None:
-        self._pools = pools
+    def __init__(self, services: Services, *, interval_s: float) -> None:
+        self._services = services
         self._interval = interval_s
         self._watchers: Counter[str] = Counter()
         self._prints: dict[str, str] = {}
@@ -42,7 +40,7 @@ class QueueWatch:
         self._watchers[centre_id] += 1
         try:
             if centre_id not in self._prints:
-                with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                with contextlib.suppress(ConsoleError):
                     self._prints[centre_id] = await self._fingerprint(centre_id)
             yield
         finally:
@@ -71,8 +69,9 @@ class QueueWatch:
             while not stop.is_set():
                 try:
                     await self.poll()
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                    log.warning("queue watch could not reach a database", error=type(exc).__name__)
+                except ConsoleError as exc:
+                    # The pages' polling fallback still works; the next look tries again.
+                    log.warning("queue watch could not reach a service", error=exc.message)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self._interval)
         finally:
@@ -95,14 +94,9 @@ class QueueWatch:
                 self._changed.notify_all()
 
     async def _fingerprint(self, centre_id: str) -> str:
-        digest = hashlib.sha256()
-        now = datetime.now(UTC)
-        for service in SERVICES:
-            async with self._pools.of(service).acquire() as conn:
-                live = await tasks.queue(conn, centre_id, now=now, limit=10_000)
-            for t in live:
-                digest.update(
-                    f"{service}/{t.id}/{t.status}/{t.claimed_by}/{t.due_at.isoformat()}/"
-                    f"{t.attempts}/{t.priority}\n".encode()
-                )
-        return digest.hexdigest()
+        who = OnBehalfOf(username=WATCHER, centre_id=centre_id, role="coordinator")
+        answers = await gather_all(
+            self._services.referral.get("/v1/queue/fingerprint", who),
+            self._services.scheduling.get("/v1/queue/fingerprint", who),
+        )
+        return "/".join(str(answer["fingerprint"]) for answer in answers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from contracts.topics import CASES, referrals
+from services.intake import api
 from services.intake.settings import IntakeSettings
 from services.intake.usecases import Intake, reject_oversized
 from services.lib.policy import Registry
@@ -28,5 +29,7 @@ SPEC: ServiceSpec[IntakeSettings] = ServiceSpec(
     migrations=Path(__file__).with_name("migrations"),
     topics=_topics,
     handler=_handler,
+    # The HTTP API of what the service owns, on its health port (api.py).
+    routes=api.routes,
     oversize=reject_oversized,
 )

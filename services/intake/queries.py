@@ -54,6 +54,18 @@ async def case_details(
     }
 
 
+async def case_district(conn: asyncpg.Connection, case_id: str) -> str | None:
+    """The district of the referral that opened the case (outcome `accepted`): the
+    one intake routed to a centre when it accepted the case; None if there is none."""
+    district: str | None = await conn.fetchval(
+        """SELECT submission->'patient'->'address'->>'district' FROM referrals
+           WHERE case_id = $1 AND outcome = 'accepted' AND submission IS NOT NULL
+           ORDER BY received_at LIMIT 1""",
+        case_id,
+    )
+    return district
+
+
 def _referral(row: asyncpg.Record, events: list[asyncpg.Record]) -> dict[str, Any]:
     sub: dict[str, Any] = row["submission"]
     patient: dict[str, Any] = sub.get("patient") or {}

@@ -9,6 +9,7 @@ from services.lib.runtime.pipeline import Handler
 from services.lib.runtime.service import ServiceContext, ServiceSpec
 from services.lib.tasks import MIGRATIONS as TASKS_MIGRATIONS
 from services.lib.tasks.deadlines import deadline_watcher
+from services.referral import api
 from services.referral.settings import ReferralSettings
 from services.referral.usecases import CaseEvents
 
@@ -25,5 +26,7 @@ SPEC: ServiceSpec[ReferralSettings] = ServiceSpec(
     extra_migrations=(("tasks", TASKS_MIGRATIONS),),
     topics=lambda _registry: [CASES],
     handler=_handler,
+    # The HTTP API of what the service owns, on its health port (api.py).
+    routes=api.routes,
     extra_tasks=(deadline_watcher,),
 )

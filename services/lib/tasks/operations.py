@@ -181,6 +181,20 @@ async def queue(
     return [Task.from_row(r) for r in rows]
 
 
+async def live_fingerprint(conn: asyncpg.Connection, centre_id: str) -> str:
+    """A digest of a centre's live queue (what a coordinator sees of each open or
+    claimed task): it changes whenever that queue does. One indexed query and a
+    32-character answer, so pages can poll it cheaply."""
+    digest: str = await conn.fetchval(
+        """SELECT md5(coalesce(string_agg(
+                      concat_ws('/', id, status, claimed_by, due_at, attempts, priority),
+                      E'\\n' ORDER BY id), ''))
+           FROM tasks WHERE centre_id = $1 AND status IN ('open', 'claimed')""",
+        centre_id,
+    )
+    return digest
+
+
 async def held(conn: asyncpg.Connection, task_id: int, actor: str, *, now: datetime) -> Task:
     """The task, if the actor holds it under a live lease; else the precise TaskError.
 

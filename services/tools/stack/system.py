@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -24,6 +25,8 @@ from services.lib.runtime.settings import REPO_ROOT, KafkaSettings
 from services.tools.localinfra import Infrastructure, ensure_databases, start_infrastructure
 from services.tools.stack.deployables import CONSOLE, CONSOLE_PORT, HEALTH_PORTS, SERVICES
 
+# The services whose HTTP APIs the console calls.
+CONSOLE_CALLS = ("intake", "referral", "scheduling")
 # Tansu makes each consumer-group join wait half the session timeout: keep joins fast locally.
 EMBEDDED_KAFKA_ENV = {
     "CARELINK_KAFKA_SESSION_TIMEOUT_MS": "2000",
@@ -123,6 +126,9 @@ class LocalSystem:
         self.prefix = name_prefix
         self.services: dict[str, ServiceProcess] = {}
         self.info: SystemInfo | None = None
+        # The console's credential for the services' APIs: random per system, given to
+        # both sides through their environment, never written to system.json.
+        self.console_token = secrets.token_urlsafe(32)
 
     def start(self, *, ready_timeout: float = 90.0) -> SystemInfo:
         self.base_dir.mkdir(parents=True, exist_ok=True)
@@ -144,11 +150,14 @@ class LocalSystem:
         )
         logs_dir = self.base_dir / "logs"
         ports = {s: (HEALTH_PORTS[s] if self.fixed_ports else _free_port()) for s in SERVICES}
+        callers = json.dumps({CONSOLE: self.console_token})
         for name in SERVICES:
             env = {
                 **os.environ,
                 **kafka_env,
                 "CARELINK_DATABASE_URL": databases[self._db(name)],
+                # Who may call the service's API (the services the console calls read it).
+                "CARELINK_API_CALLERS": callers,
                 "CARELINK_HEALTH_PORT": str(ports[name]),
                 "CARELINK_LOG_FILE": str(logs_dir / f"{name}.log"),
                 "CARELINK_LOG_FORMAT": "json",
@@ -163,9 +172,12 @@ class LocalSystem:
             {
                 **os.environ,
                 "CARELINK_CONSOLE_PORT": str(console_port),
-                "CARELINK_CONSOLE_INTAKE_DATABASE_URL": databases[self._db("intake")],
-                "CARELINK_CONSOLE_REFERRAL_DATABASE_URL": databases[self._db("referral")],
-                "CARELINK_CONSOLE_SCHEDULING_DATABASE_URL": databases[self._db("scheduling")],
+                # A gateway: the services' APIs and its credential for them, no database.
+                **{
+                    f"CARELINK_CONSOLE_{name.upper()}_URL": f"http://127.0.0.1:{ports[name]}"
+                    for name in CONSOLE_CALLS
+                },
+                "CARELINK_CONSOLE_API_TOKEN": self.console_token,
                 "CARELINK_CONSOLE_LOG_FILE": str(logs_dir / f"{CONSOLE}.log"),
                 "CARELINK_CONSOLE_LOG_FORMAT": "json",
                 "PYTHONPATH": str(REPO_ROOT),
