@@ -344,6 +344,52 @@ def test_each_service_environment_parses_into_settings_for_that_service(
         assert settings.kafka.session_timeout_ms >= 6000, "Apache Kafka's minimum by default"
 
 
+# The services whose HTTP APIs the console calls.
+CONSOLE_CALLS = ("intake", "referral", "scheduling")
+
+
+def test_the_console_holds_no_database_url_only_the_services_apis(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.console.settings import ConsoleSettings
+
+    console = services["console"]
+    env = _environment(console)
+    assert not [key for key in env if "DATABASE_URL" in key], "the console is a gateway"
+    assert not [value for value in env.values() if value.startswith("postgres")]
+    for name in CONSOLE_CALLS:
+        # On the internal network, at the port the service serves its API (its health port).
+        port = _environment(services[name])["CARELINK_HEALTH_PORT"]
+        assert env[f"CARELINK_CONSOLE_{name.upper()}_URL"] == f"http://{name}:{port}"
+        assert console["depends_on"][name]["condition"] == "service_healthy", name
+    with monkeypatch.context() as patch:
+        for key in _allowed_settings_variables():
+            patch.delenv(key, raising=False)
+        for key, value in env.items():
+            patch.setenv(key, value)
+        settings = ConsoleSettings()
+    assert settings.api_token is not None
+
+
+def test_each_service_the_console_calls_accepts_the_consoles_token(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = _environment(services["console"])["CARELINK_CONSOLE_API_TOKEN"]
+    for name in SERVICES:
+        with monkeypatch.context() as patch:
+            for key in _allowed_settings_variables():
+                patch.delenv(key, raising=False)
+            for key, value in _environment(services[name]).items():
+                patch.setenv(key, value)
+            settings = SETTINGS[name]()
+        callers = getattr(settings, "api_callers", {})
+        if name in CONSOLE_CALLS:
+            assert set(callers) == {"console"}, name
+            assert callers["console"].get_secret_value() == token, name
+        else:
+            assert not callers, f"{name} serves no API"
+
+
 def test_stop_grace_period_outlasts_each_service_shutdown_grace(
     services: dict[str, dict[str, Any]],
 ) -> None:
