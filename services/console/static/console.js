@@ -13,7 +13,11 @@
   var busy = false;
   var again = false;
 
+  var mode = "";  // what the status line says while the rows are fresh
+  var UNAVAILABLE = "서비스에 연결할 수 없습니다 A service is not available";
+
   function say(text) { if (statusLine) { statusLine.textContent = text; } }
+  function setMode(text) { mode = text; say(text); }
 
   function refresh() {
     if (busy) { again = true; return; }
@@ -24,6 +28,8 @@
           window.location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
           return null;
         }
+        // 503: a service the queue needs is down; keep the rows shown and say so.
+        if (response.status === 503) { say(UNAVAILABLE); } else if (mode) { say(mode); }
         return response.ok ? response.text() : null;
       })
       .then(function (html) {
@@ -42,7 +48,7 @@
   function startPolling() {
     if (pollTimer === null) {
       pollTimer = window.setInterval(refresh, POLL_MS);
-      say("주기적 새로고침 Refreshing every 10 s");
+      setMode("주기적 새로고침 Refreshing every 10 s");
     }
   }
 
@@ -54,7 +60,7 @@
     var events = new EventSource("/api/events");
     events.addEventListener("ready", function () {
       stopPolling();
-      say("실시간 Live");
+      setMode("실시간 Live");
       refresh(); // anything that changed while connecting
     });
     events.addEventListener("queue-changed", refresh);
