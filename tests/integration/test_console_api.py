@@ -1,6 +1,10 @@
 """The coordinators' console API against the running system (real broker, PostgreSQL
 and the four services as processes): sign-in, centre isolation, exclusive claims,
-completing tasks through the services' use cases, the audits, live events."""
+completing tasks, the audits, live events.
+
+The console is a gateway: every answer here comes from the services' own HTTP
+APIs (it has no database). The tests read the services' databases only to check
+what happened (audit rows) or to move time on (an expired lease)."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -276,6 +281,9 @@ async def test_claims_are_exclusive_and_only_leads_reassign(
     assert first.status_code == 200, first.text
     assert first.json()["status"] == "claimed"
     assert first.json()["claimed_by"] == "songpa"
+    # The lease is referral's setting (CARELINK_LEASE_MINUTES, 30 by default), not the console's.
+    lease = datetime.fromisoformat(first.json()["lease_until"]) - datetime.now(UTC)
+    assert timedelta(minutes=29) < lease <= timedelta(minutes=30)
 
     second = await api.post(url(task, "claim"), headers=as_user["songpa-lead"])
     assert second.status_code == 409
