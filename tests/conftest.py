@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 
 from services.tools.localinfra import Endpoints, Infrastructure, start_infrastructure
+from services.tools.simulators import accounts
 from services.tools.simulators.staff import Staff
 from services.tools.stack import LocalSystem, SystemInfo
 
@@ -37,15 +38,28 @@ def endpoints(infrastructure: Infrastructure) -> Endpoints:
 
 
 @pytest.fixture(scope="session")
+def staff_setup(tmp_path_factory: pytest.TempPathFactory) -> accounts.StaffSetup:
+    """Simulated coordinators' console accounts (two per centre the simulators refer to),
+    beside the demo accounts, for the session's console."""
+    return accounts.prepare(tmp_path_factory.mktemp("staff"), accounts.simulated_centres(), 2)
+
+
+@pytest.fixture(scope="session")
 def system(
-    infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory
+    infrastructure: Infrastructure,
+    tmp_path_factory: pytest.TempPathFactory,
+    staff_setup: accounts.StaffSetup,
 ) -> Iterator[LocalSystem]:
-    """The four services as processes on the session's servers."""
+    """The four services and the console as processes on the session's servers."""
     local = LocalSystem(
         tmp_path_factory.mktemp("system"),
         infrastructure=infrastructure,
         name_prefix=f"t{SESSION}_",
-        extra_env={"CARELINK_LOG_LEVEL": "INFO", "CARELINK_DEADLINE_SCAN_INTERVAL_S": "1"},
+        extra_env={
+            "CARELINK_LOG_LEVEL": "INFO",
+            "CARELINK_DEADLINE_SCAN_INTERVAL_S": "1",
+            **staff_setup.env,
+        },
     )
     try:
         local.start()
@@ -65,13 +79,17 @@ def log_dir(system: LocalSystem) -> Path:
     return system.base_dir / "logs"
 
 
+@pytest.fixture(scope="session")
+def staff_accounts(staff_setup: accounts.StaffSetup) -> list[accounts.Account]:
+    return list(staff_setup.accounts)
+
+
 @pytest.fixture
-async def staff(system_info: SystemInfo) -> AsyncIterator[Staff]:
-    """Coordinators driven through the task use cases, against the services' databases."""
-    async with Staff(
-        referral_db=system_info.databases["referral"],
-        scheduling_db=system_info.databases["scheduling"],
-    ) as desk:
+async def staff(
+    system_info: SystemInfo, staff_accounts: list[accounts.Account]
+) -> AsyncIterator[Staff]:
+    """Coordinators working through the console's HTTP API, one signed in per centre."""
+    async with Staff(system_info.console, staff_accounts) as desk:
         yield desk
 
 

@@ -13,6 +13,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts import topics
+from services.lib.runtime.db import create_pool
+from services.scheduling.usecases import Coordinator as VisitDesk
 from services.tools.simulators.hospital_io import UpdatesReader
 from services.tools.simulators.referrals import FakeHospital
 from services.tools.simulators.staff import Staff
@@ -184,7 +186,7 @@ async def test_readmission_holds_the_post_discharge_visit_until_the_next_dischar
 
 
 async def test_three_failed_contact_attempts_put_the_case_on_hold_unreachable(
-    reader: UpdatesReader, hospital: FakeHospital, staff: Staff
+    system_info: SystemInfo, reader: UpdatesReader, hospital: FakeHospital, staff: Staff
 ) -> None:
     r = referral(reader, hospital, staff)
     await r.submit()
@@ -195,8 +197,37 @@ async def test_three_failed_contact_attempts_put_the_case_on_hold_unreachable(
     assert task.status == "suspended"
     hold = await r.until("unreachable")
     assert (hold.data["status"], hold.data["reason_code"]) == ("on-hold", "unreachable")
-    await staff.visits.reopen(task.id, staff.actor)
+    # The console's API has no way to reopen (yet): scheduling's use case, as a test may.
+    pool = await create_pool(system_info.databases["scheduling"], min_size=1, max_size=1)
+    try:
+        await VisitDesk(pool).reopen(task.id, "e2e-coordinator")
+    finally:
+        await pool.close()
     await r.until("pre-discharge-visit-scheduled", count=2)
+
+
+async def test_an_unreachable_person_discharged_meanwhile_misses_the_visit_and_goes_on(
+    reader: UpdatesReader, hospital: FakeHospital, staff: Staff
+) -> None:
+    """What the simulators' `unreachable` script does: on hold as unreachable, the hospital
+    discharges the patient; the visit is missed, the care plan and the post-discharge
+    visit follow, and the case completes."""
+    r = referral(reader, hospital, staff)
+    await r.submit()
+    await staff.review(r.case_id)
+    await r.until("pre-discharge-visit-scheduled")
+    for _ in range(3):
+        task = await staff.fail_contact(r.case_id, "pre-discharge-visit")
+    assert task.status == "suspended"
+    await r.until("unreachable")
+    await r.send(hospital.discharged(r.referral_id))
+    await r.until("pre-discharge-visit-done")
+    await staff.plan(r.case_id)
+    await r.until("post-discharge-visit-scheduled")
+    await staff.visit(r.case_id, "post-discharge-visit")
+    last = await r.until("closed")
+    assert last.data["status"] == "completed"
+    r.assert_gap_free()
 
 
 async def test_waitlisted_plan_holds_then_plans(

@@ -1,5 +1,7 @@
 """The simulators against the running system: a scripted hospital and instant
 coordinators in one process drive ~30 referrals of the default mix to the end.
+The coordinators work through the console's HTTP API, signed in as the session's
+simulated accounts.
 
 The session's system is shared with other tests (they publish to
 hospital.police-hospital.*), so this test uses its own hospital and counts only
@@ -13,6 +15,7 @@ import uuid
 
 import pytest
 
+from services.tools.simulators.accounts import Account
 from services.tools.simulators.hospital import HospitalStats, run_hospital
 from services.tools.simulators.scenario import TERMINAL, Board, Mix
 from services.tools.simulators.staff_loop import StaffStats, run_staff
@@ -25,14 +28,14 @@ COUNT = 30
 
 
 async def test_simulated_hospital_and_instant_staff_bring_every_referral_to_an_end(
-    system_info: SystemInfo,
+    system_info: SystemInfo, staff_accounts: list[Account]
 ) -> None:
     board = Board()
     stop = asyncio.Event()
     staff = asyncio.create_task(
         run_staff(
-            system_info.databases["referral"],
-            system_info.databases["scheduling"],
+            system_info.console,
+            staff_accounts,
             stop=stop,
             board=board,
             only_scripted=True,
@@ -66,6 +69,10 @@ async def test_simulated_hospital_and_instant_staff_bring_every_referral_to_an_e
     assert set(stats.final_counts) >= {"completed", "cancelled", "failed", "rejected"}
     assert stats.dead_letters == 0
     assert staff_stats.errors == 0, staff_stats.last_error
+    # Every kind of task was worked through the console, contact failures included.
+    kinds = {key.split(":")[0] for key in staff_stats.done}
+    assert kinds == {"review", "care-plan", "pre-discharge-visit", "post-discharge-visit"}
+    assert staff_stats.done["pre-discharge-visit:unreachable"] >= 1, staff_stats.done
     # With the scripts shared, every referral ends as its script says. (A person referred
     # again right after their case closed can be joined to the closed case when intake has
     # not yet read the closure; the hospital simulator waits a little to avoid that race.)

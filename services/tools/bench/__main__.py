@@ -4,7 +4,7 @@ Phases, all in one run on one broker and one PostgreSQL:
 
 1. raw: aiokafka producer → broker → reader, and asyncpg inserts (the limit);
 2. intake, batched consumers (the default): maximum rate, then latency at half of it;
-3. the whole loop with instant simulated staff;
+3. the whole loop with instant simulated staff (through the console's HTTP API);
 4. intake again with one commit per message (CARELINK_CONSUMER_BATCH_SIZE=1);
 5. scale: every service's store bulk-loaded with --scale-cases cases, intake again;
 6. memory: peak RSS of each service, sampled throughout.
@@ -45,7 +45,7 @@ from services.lib.policy import load_registry
 from services.lib.runtime.logging import configure_logging
 from services.lib.runtime.settings import REPO_ROOT
 from services.tools.bench.intake import run_intake
-from services.tools.bench.loop import run_loop
+from services.tools.bench.loop import LOOP_DISTRICTS, run_loop
 from services.tools.bench.memory import MemorySampler
 from services.tools.bench.plot import plot
 from services.tools.bench.progress import say
@@ -54,6 +54,7 @@ from services.tools.bench.report import evaluate_targets, render_markdown, targe
 from services.tools.bench.scale import load_store
 from services.tools.bench.traffic import Referrals
 from services.tools.localinfra import Infrastructure, start_infrastructure
+from services.tools.simulators.accounts import StaffSetup, centres_for, prepare
 from services.tools.stack import LocalSystem
 from services.tools.stack.deployables import SERVICES
 
@@ -127,7 +128,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--staff-concurrency",
         type=int,
         default=32,
-        help="simulated coordinators' actions in flight at once (default 32)",
+        help="simulated coordinators in the whole loop, spread over its centres, each signed "
+        "in to the console with its own account and working one task at a time (default 32)",
     )
     parser.add_argument(
         "--skip",
@@ -184,6 +186,8 @@ class Bench:
         self.prefix = f"bench{secrets.token_hex(3)}_"
         self.infra: Infrastructure | None = None
         self.system: LocalSystem | None = None
+        # The loop's simulated coordinators: console accounts, made before the system starts.
+        self.staff: StaffSetup | None = None
         self.result: dict[str, Any] = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": machine_info(),
@@ -258,7 +262,7 @@ class Bench:
             infrastructure=self.infra,
             infrastructure_kind=None,
             name_prefix=self.prefix,
-            extra_env=extra_env or {},
+            extra_env={**(self.staff.env if self.staff else {}), **(extra_env or {})},
         )
         self.system = system
         system.start()
@@ -270,6 +274,20 @@ class Bench:
             say("system", "stopping the services")
             self.system.stop()
             self.system = None
+
+    def prepare_staff(self) -> StaffSetup:
+        """`--staff-concurrency` coordinators spread over the loop's centres, each with a
+        console account (the console is started with their users file)."""
+        centres = centres_for(LOOP_DISTRICTS)
+        per_centre = max(1, math.ceil(self.args.staff_concurrency / len(centres)))
+        say("staff", f"{per_centre * len(centres)} simulated coordinators' console accounts")
+        return prepare(self.base_dir / "staff", centres, per_centre)
+
+    @property
+    def console(self) -> str:
+        if self.system is None or self.system.info is None:
+            raise RuntimeError("the system is not started")
+        return self.system.info.console
 
     @property
     def databases(self) -> dict[str, str]:
@@ -379,6 +397,8 @@ class Bench:
             self.result["raw"] = {"kafka": kafka, "postgres": postgres}
 
         if not skip >= {"intake", "loop"}:
+            if "loop" not in skip:
+                self.staff = self.prepare_staff()
             self.start_system("batched")
             profilers = self._start_profilers() if args.profile else []
             if "intake" not in skip:
@@ -390,11 +410,12 @@ class Bench:
                     "whole loop",
                     lambda: run_loop(
                         bootstrap=self.bootstrap,
+                        console=self.console,
+                        accounts=self.staff.accounts if self.staff else [],
                         databases=self.databases,
                         referrals=self.referrals,
                         hospital_id=h[2],
                         count=args.loop_referrals,
-                        concurrency=args.staff_concurrency,
                         timeout=max(600.0, args.loop_referrals / 2),
                     ),
                     timeout=max(900.0, args.loop_referrals),

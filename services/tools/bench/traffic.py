@@ -199,13 +199,16 @@ class Referrals:
         self._people: set[tuple[str, str]] = set()
         self._hospitals: dict[str, FakeHospital] = {}
 
-    def make(self, hospital_id: str, count: int) -> list[HospitalRecord]:
+    def make(
+        self, hospital_id: str, count: int, *, districts: Sequence[str] | None = None
+    ) -> list[HospitalRecord]:
+        """`count` submissions, patients living in `districts` (default: the simulators')."""
         hospital = self._hospitals.get(hospital_id)
         if hospital is None:
             hospital = FakeHospital(hospital_id, seed=self._rng.randrange(2**31))
             self._hospitals[hospital_id] = hospital
         records: list[HospitalRecord] = []
-        districts = sorted(SEOUL_DONGS)
+        districts = sorted(districts or SEOUL_DONGS)
         while len(records) < count:
             data = hospital.submission(
                 age=self._rng.randint(55, 95), district=self._rng.choice(districts)

@@ -104,7 +104,13 @@ def parser() -> argparse.ArgumentParser:
         help="budget for the whole run; scenarios that no longer fit are skipped "
         "(default 55, 25 with --quick)",
     )
-    p.add_argument("--coordinators", type=int, default=16, help="simulated coordinators")
+    p.add_argument(
+        "--coordinators",
+        type=int,
+        default=16,
+        help="simulated coordinators in all, spread over the centres, each signed in to the "
+        "console with its own account (default 16)",
+    )
     p.add_argument(
         "--out-dir",
         default=str(REPO_ROOT / "docs" / "chaos"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import math
 import random
 import shutil
 import sys
@@ -22,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from services.lib.runtime.settings import REPO_ROOT
+from services.tools.simulators.accounts import Account, StaffSetup, prepare, simulated_centres
 from services.tools.stack.system import LocalSystem, SystemInfo
 
 from .facts import (
@@ -105,6 +107,7 @@ PRODUCT_CODE = (
     "services/referral",
     "services/scheduling",
     "services/outcome",
+    "services/console",
     "deploy/config",
 )
 
@@ -139,6 +142,13 @@ def load_timeout(window_s: float, options: Options) -> float:
     return window_s + max(240.0, options.referrals * 0.25)
 
 
+def prepare_staff(directory: Path, coordinators: int) -> StaffSetup:
+    """`coordinators` simulated coordinators in all, spread over the centres the simulated
+    hospitals refer to (at least one each)."""
+    centres = simulated_centres()
+    return prepare(directory, centres, max(1, math.ceil(coordinators / len(centres))))
+
+
 def check_loopback(info: SystemInfo) -> None:
     hosts = [part.rsplit(":", 1)[0].strip("[]") for part in info.kafka_bootstrap.split(",")]
     hosts.append(urlsplit(info.postgres_admin_url).hostname or "")
@@ -156,10 +166,14 @@ def run_scenario(
     started = time.monotonic()
     base = options.base_dir / f"{index}-{scenario.name}"
     result = ScenarioResult(scenario.name, scenario.title, INCONCLUSIVE, system_dir=str(base))
+    # The simulated coordinators sign in to the console like people: accounts for the
+    # centres the simulated hospitals refer to, in the console's users file.
+    staff = prepare_staff(base / "staff", options.coordinators)
     system = LocalSystem(
         base,
         infrastructure_kind=options.infra,
         name_prefix=f"chaos_{token}_{index}_",
+        extra_env=staff.env,
     )
     code_before = code_state()
     result.code = hashlib.sha256(repr(sorted(code_before.items())).encode()).hexdigest()[:12]
@@ -178,7 +192,9 @@ def run_scenario(
         if abort.is_set():
             result.notes.append("aborted before the load started")
             return result
-        asyncio.run(_run(scenario, token, index, options, system, info, result, abort))
+        asyncio.run(
+            _run(scenario, token, index, options, system, info, result, abort, staff.accounts)
+        )
     except Exception as exc:
         result.verdict = INCONCLUSIVE
         result.problems.append(
@@ -232,6 +248,7 @@ async def _run(
     info: SystemInfo,
     result: ScenarioResult,
     abort: threading.Event,
+    staff_accounts: list[Account],
 ) -> None:
     name = scenario.name
     rng = random.Random(f"{options.seed}:{name}")
@@ -253,7 +270,7 @@ async def _run(
         seed=options.seed + index,
         run_id=f"c{token}-{index}",
         timeout_s=timeout_s,
-        coordinators=options.coordinators,
+        accounts=staff_accounts,
     )
     stop_load = asyncio.Event()
     stop_faults = asyncio.Event()

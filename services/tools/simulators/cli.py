@@ -6,6 +6,11 @@
 
 Also `python -m services.tools.simulators {hospital,staff,demo} …`. System addresses come
 from `.local/run/system.json` (written by `make run`) or `--system FILE`.
+
+The coordinators sign in to the console (its /api, as people do) with the accounts in
+`staff-accounts.json` beside system.json (`make run` makes one simulated coordinator
+account per centre or more), or `--accounts FILE`; without either, as the demo
+coordinators of deploy/config/users.yaml (Songpa-gu and Gangnam-gu only).
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from services.lib.runtime.settings import REPO_ROOT
+from services.tools.simulators.accounts import ACCOUNTS_FILE, DEMO_ACCOUNTS, Account, load_accounts
+from services.tools.simulators.console_client import SignInRefused, Unavailable
 from services.tools.simulators.hospital import HospitalStats, run_hospital
 from services.tools.simulators.scenario import KINDS, TERMINAL, Board, Mix
 from services.tools.simulators.staff_loop import DEFAULT_DELAY, StaffStats, run_staff
@@ -160,7 +167,20 @@ def _staff_args(parser: argparse.ArgumentParser) -> None:
         f"(default {DEFAULT_DELAY[0]} {DEFAULT_DELAY[1]})",
     )
     parser.add_argument("--instant", action="store_true", help="no delays (--delay 0 0)")
-    parser.add_argument("--coordinators", type=int, default=4, help="how many work at once")
+    parser.add_argument(
+        "--coordinators",
+        type=int,
+        default=4,
+        help="how many work at once in each centre (at most the accounts it has; default 4)",
+    )
+    parser.add_argument(
+        "--accounts",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help=f"the coordinators' console accounts (default: {ACCOUNTS_FILE} beside the "
+        "system file, else the demo accounts)",
+    )
 
 
 # -- commands -------------------------------------------------------------------------
@@ -184,6 +204,36 @@ def _delay(args: argparse.Namespace) -> tuple[float, float]:
     if low < 0 or high < low:
         raise UsageError("--delay MIN MAX needs 0 <= MIN <= MAX")
     return (low, high)
+
+
+def load_staff_accounts(args: argparse.Namespace) -> list[Account]:
+    """`--accounts FILE`, else staff-accounts.json beside the system file, else the
+    demo coordinators (who see Songpa-gu's and Gangnam-gu's queues only)."""
+    given: Path | None = getattr(args, "accounts", None)
+    path = given or _system_file(args).parent / ACCOUNTS_FILE
+    if not path.exists():
+        if given is not None:
+            raise UsageError(f"{given} not found")
+        print(
+            f"carelink simulate: no {path}; signing in as the demo coordinators "
+            f"({', '.join(a.username for a in DEMO_ACCOUNTS)}): other centres' tasks stay "
+            "untouched",
+            file=sys.stderr,
+        )
+        return list(DEMO_ACCOUNTS)
+    try:
+        accounts = load_accounts(path)
+    except (OSError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    if not accounts:
+        raise UsageError(f"{path} holds no accounts")
+    return accounts
+
+
+def _check_console(info: SystemInfo) -> str:
+    if not info.console:
+        raise UsageError("the system file names no console: restart the system with `make run`")
+    return info.console
 
 
 def _check_hospital(args: argparse.Namespace, info: SystemInfo) -> Mix:
@@ -220,6 +270,16 @@ def _guard(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.N
         except UsageError as exc:
             print(f"carelink simulate: {exc}", file=sys.stderr)
             return 2
+        except SignInRefused as exc:
+            print(
+                f"carelink simulate: the console refused the coordinators' sign-in ({exc}); "
+                "is the system running with these accounts (--accounts)?",
+                file=sys.stderr,
+            )
+            return 2
+        except Unavailable as exc:
+            print(f"carelink simulate: the console does not answer: {exc}", file=sys.stderr)
+            return 3
         except KeyboardInterrupt:
             return 130
 
@@ -259,18 +319,20 @@ def hospital_command(args: argparse.Namespace) -> int:
 @_guard
 def staff_command(args: argparse.Namespace) -> int:
     info = load_system(_system_file(args))
+    console = _check_console(info)
     delay = _delay(args)
+    accounts = load_staff_accounts(args)
     display = ProgressDisplay(sys.stdout)
 
     async def main(stop: asyncio.Event) -> StaffStats:
         if args.duration is not None:
             asyncio.get_running_loop().call_later(args.duration, stop.set)
         return await run_staff(
-            info.databases["referral"],
-            info.databases["scheduling"],
+            console,
+            accounts,
             stop=stop,
             delay=delay,
-            coordinators=args.coordinators,
+            per_centre=_per_centre(args),
             on_progress=lambda stats: display.show(None, stats),
         )
 
@@ -285,7 +347,9 @@ def staff_command(args: argparse.Namespace) -> int:
 def demo_command(args: argparse.Namespace) -> int:
     info = load_system(_system_file(args))
     mix = _check_hospital(args, info)
+    console = _check_console(info)
     delay = _delay(args)
+    accounts = load_staff_accounts(args)
     display = ProgressDisplay(sys.stdout)
     latest: dict[str, Any] = {"hospital": None, "staff": None}
 
@@ -302,15 +366,22 @@ def demo_command(args: argparse.Namespace) -> int:
 
         staff = asyncio.create_task(
             run_staff(
-                info.databases["referral"],
-                info.databases["scheduling"],
+                console,
+                accounts,
                 stop=staff_stop,
                 board=board,
                 delay=delay,
-                coordinators=args.coordinators,
+                per_centre=_per_centre(args),
                 on_progress=on_staff,
             )
         )
+
+        def staff_ended(task: asyncio.Task[StaffStats]) -> None:
+            # Coordinators who cannot sign in end the demo at once, not at its timeout.
+            if not task.cancelled() and task.exception() is not None:
+                stop.set()
+
+        staff.add_done_callback(staff_ended)
         try:
             hospital = await run_hospital(
                 info.kafka_bootstrap,
@@ -336,6 +407,12 @@ def demo_command(args: argparse.Namespace) -> int:
     if _json(args):
         print(json.dumps({"hospital": hospital.summary(), "staff": staff.summary()}, indent=2))
     return _exit_code(hospital, staff)
+
+
+def _per_centre(args: argparse.Namespace) -> int:
+    if args.coordinators < 1:
+        raise UsageError("--coordinators must be at least 1")
+    return int(args.coordinators)
 
 
 def _exit_code(hospital: HospitalStats, staff: StaffStats | None = None) -> int:

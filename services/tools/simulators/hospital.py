@@ -316,6 +316,8 @@ class SimulatedHospital:
         first_business = track.seen[business] == 0
         track.seen[business] += 1
         if self.board is not None:
+            if track.case_id:
+                self.board.link(str(track.case_id), self.hospital_id, update.referral_id)
             self.board.saw(self.hospital_id, update.referral_id, business)
         since = received - (track.sent_at if track.sent_at is not None else received)
         if first_status:
@@ -336,6 +338,7 @@ class SimulatedHospital:
                 index not in track.fired
                 and step.on == business
                 and track.seen[business] >= step.nth
+                and not (step.unless and track.seen[step.unless])
             ):
                 await self._follow_up(track, index, step)
 

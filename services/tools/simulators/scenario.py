@@ -15,7 +15,7 @@ Kinds and where they end:
 | postponed | moves the discharge beyond the horizon, then back | wait for the visit to be re-planned | completed |
 | cancelled | cancels at a stage with a contract reason | default | cancelled |
 | readmitted | discharges, readmits, discharges again | wait for the re-planned visit | completed |
-| unreachable | discharges after `services-linked` | fail contact until on hold, reopen, visit | completed |
+| unreachable | discharges once the case is on hold as unreachable (the visit is missed) | fail contact until on hold, then plan and visit after discharge | completed |
 | waitlisted | discharges after `services-linked` | waitlist the plan once, then plan | completed |
 | cap_exhausted | one person, referred again after each case ends | 14 facility days each time | completed …, then failed |
 | could_not_deliver | as eligible | could not deliver the plan | failed |
@@ -108,6 +108,8 @@ class FollowUp:
     reason_code: str | None = None
     # For date moves: the new expected discharge date, in days from today.
     days: int | None = None
+    # Not sent once the hospital has seen this business status (it took another path).
+    unless: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,8 @@ class Decisions:
 
     review: Literal["eligible", "ineligible"] = "eligible"
     review_reason: str | None = None
-    # Failed contact attempts on the pre-discharge visit before the task is reopened.
+    # Failed contact attempts on the pre-discharge visit (at the limit the case goes on hold
+    # as unreachable; the console offers no reopening, so the hospital's discharge ends it).
     contact_failures: int = 0
     care_plan: Literal["plan", "waitlist", "could-not-deliver"] = "plan"
     plan_lines: tuple[tuple[str, int], ...] | None = None
@@ -388,6 +391,14 @@ def _script(
             gates=(Gate("post-discharge-visit", "post-discharge-visit-scheduled", 2),)
         )
     elif kind == "unreachable":
+        # Coordinators cannot reach the person before discharge: on hold as unreachable, the
+        # hospital discharges them (the pre-discharge visit is missed), the care plan and the
+        # post-discharge visit follow. Staff without the script visit at once: the usual
+        # discharge once services are linked.
+        follow = (
+            FollowUp("unreachable", "discharge"),
+            FollowUp("services-linked", "discharge", unless="unreachable"),
+        )
         staff = Decisions(contact_failures=3)
     elif kind == "waitlisted":
         staff = Decisions(care_plan="waitlist")
@@ -468,11 +479,22 @@ def discharge_date(today: date, days: int) -> str:
 
 
 class Board:
-    """Scripts and what the hospital has seen, shared in one process."""
+    """Scripts and what the hospital has seen, shared in one process; and which referral a
+    case is (the hospital learns the case id from its updates, the coordinators see only
+    case ids in their queue)."""
 
     def __init__(self) -> None:
         self._scripts: dict[tuple[str, str], Script] = {}
         self._seen: dict[tuple[str, str], Counter[str]] = {}
+        self._cases: dict[str, tuple[str, str]] = {}
+
+    def link(self, case_id: str, hospital_id: str, referral_id: str) -> None:
+        """The case of a referral (the first referral of a case shared by two stays its own)."""
+        self._cases.setdefault(case_id, (hospital_id, referral_id))
+
+    def referral_of(self, case_id: str) -> tuple[str, str] | None:
+        """(hospital_id, referral_id) of the case, once the hospital has heard of it."""
+        return self._cases.get(case_id)
 
     def publish(self, hospital_id: str, scripts: list[Script]) -> None:
         for script in scripts:

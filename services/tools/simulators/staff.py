@@ -1,83 +1,105 @@
-"""Simulated care coordinators: they work the tasks through the same use cases
-the coordinators' interface calls (claim, then complete), so the loop closes
-without people. Used by the end-to-end tests and the staff simulator."""
+"""Simulated care coordinators doing one step of one case at a time, through the
+console's HTTP API as a coordinator would (sign in, find the task in the centre's
+queue, claim it, complete it with the result its kind takes). Used by the
+end-to-end tests; the staff simulator (staff_loop) works whole queues.
+
+One signed-in coordinator per centre: a case's tasks are in its centre's queue,
+which only that centre's coordinators see.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
-import asyncpg
-
-from services.lib.policy import PolicyBook, load_policies
-from services.lib.runtime.db import create_pool
-from services.lib.runtime.settings import REPO_ROOT
-from services.lib.tasks import operations as tasks
-from services.referral.usecases import CARE_PLAN, REVIEW
-from services.referral.usecases import Coordinator as ReferralDesk
-from services.scheduling.domain import POST_DISCHARGE, PRE_DISCHARGE
-from services.scheduling.usecases import Coordinator as VisitDesk
+from services.tools.simulators.accounts import Account, by_centre
+from services.tools.simulators.console_client import (
+    LIVE,
+    Completed,
+    ConsoleClient,
+    Task,
+    sign_in_all,
+)
 
 TaskKind = Literal["review", "care-plan", "pre-discharge-visit", "post-discharge-visit"]
-REFERRAL_KINDS = {REVIEW, CARE_PLAN}
-VISIT_KINDS = {PRE_DISCHARGE, POST_DISCHARGE}
+VisitKind = Literal["pre-discharge-visit", "post-discharge-visit"]
 
 
 class Staff:
-    def __init__(
-        self,
-        *,
-        referral_db: str,
-        scheduling_db: str,
-        actor: str = "sim-coordinator",
-        policies: PolicyBook | None = None,
-        max_contact_attempts: int = 3,
-    ) -> None:
-        self.actor = actor
-        self._urls = {"referral": referral_db, "scheduling": scheduling_db}
-        self._policies = policies or load_policies(REPO_ROOT / "deploy" / "config" / "policy")
-        self._max_attempts = max_contact_attempts
-        self.pools: dict[str, asyncpg.Pool] = {}
+    def __init__(self, console: str, accounts: Sequence[Account], *, timeout: float = 15.0) -> None:
+        if not accounts:
+            raise ValueError("no coordinator accounts")
+        self.console = console
+        self._accounts = {centre: found[0] for centre, found in by_centre(accounts).items()}
+        self._timeout = timeout
+        self.desks: dict[str, ConsoleClient] = {}
+        self._centre_of: dict[str, str] = {}
+        self._stack = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> Staff:
-        for name, url in self._urls.items():
-            self.pools[name] = await create_pool(url, min_size=1, max_size=4)
-        self.referral = ReferralDesk(self.pools["referral"], self._policies)
-        self.visits = VisitDesk(self.pools["scheduling"], max_contact_attempts=self._max_attempts)
+        clients = [
+            ConsoleClient(self.console, account, timeout=self._timeout)
+            for account in self._accounts.values()
+        ]
+        try:
+            await sign_in_all(self._stack, clients)
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        self.desks = {client.centre_id: client for client in clients}
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        for pool in self.pools.values():
-            await pool.close()
+        await self._stack.aclose()
 
-    def _pool(self, kind: str) -> asyncpg.Pool:
-        return self.pools["referral" if kind in REFERRAL_KINDS else "scheduling"]
+    @property
+    def centres(self) -> list[str]:
+        return list(self.desks)
+
+    def desk(self, centre_id: str) -> ConsoleClient:
+        """The signed-in coordinator of a centre."""
+        try:
+            return self.desks[centre_id]
+        except KeyError:
+            raise LookupError(f"no coordinator account for {centre_id}") from None
 
     async def task(
         self,
         case_id: str,
         kind: TaskKind,
         *,
-        status: Sequence[str] = ("open", "claimed"),
+        status: Sequence[str] = LIVE,
         timeout: float = 30.0,
-    ) -> tasks.Task:
-        """Wait until the case has a task of this kind in one of these states."""
+    ) -> Task:
+        """Wait until the case has a task of this kind in one of these states (the newest),
+        looking in the queue of every centre we have a coordinator for."""
         deadline = time.monotonic() + timeout
         while True:
-            async with self._pool(kind).acquire() as conn:
-                for task in reversed(await tasks.for_case(conn, case_id)):
-                    if task.kind == kind and task.status in status:
-                        return task
+            known = self._centre_of.get(case_id)
+            for centre in sorted(self.desks, key=lambda c: c != known):
+                found = [
+                    task
+                    for task in await self.desks[centre].queue(
+                        kinds=[kind], statuses=status, limit=1000
+                    )
+                    if task.case_id == case_id
+                ]
+                if found:
+                    self._centre_of[case_id] = centre
+                    return max(found, key=lambda task: task.id)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no {kind} task ({', '.join(status)}) for {case_id}")
             await asyncio.sleep(0.1)
 
-    async def claim(self, task: tasks.Task) -> tasks.Task:
-        async with self._pool(task.kind).acquire() as conn, conn.transaction():
-            return await tasks.claim(conn, task.id, self.actor, now=datetime.now(UTC))
+    async def claim(self, task: Task) -> Task:
+        return await self.desk(task.centre_id).claim(task)
+
+    async def _claimed(self, case_id: str, kind: TaskKind) -> tuple[ConsoleClient, Task]:
+        task = await self.claim(await self.task(case_id, kind))
+        return self.desk(task.centre_id), task
 
     async def review(
         self,
@@ -85,42 +107,32 @@ class Staff:
         decision: Literal["eligible", "ineligible"] = "eligible",
         reason_code: str | None = None,
     ) -> None:
-        task = await self.claim(await self.task(case_id, "review"))
-        await self.referral.complete_review(
-            task.id, self.actor, decision=decision, reason_code=reason_code
-        )
+        desk, task = await self._claimed(case_id, "review")
+        await desk.review(task, decision, reason_code)
 
     async def plan(
         self, case_id: str, lines: Sequence[tuple[str, int]] | None = None
-    ) -> dict[str, object]:
-        task = await self.claim(await self.task(case_id, "care-plan"))
-        return await self.referral.set_care_plan(task.id, self.actor, lines=lines)
+    ) -> dict[str, Any]:
+        """Set the care plan; returns what referral answered (`outcome`, `total_krw` …)."""
+        desk, task = await self._claimed(case_id, "care-plan")
+        return (await desk.care_plan(task, lines)).details
 
     async def visit(
-        self,
-        case_id: str,
-        kind: Literal["pre-discharge-visit", "post-discharge-visit"],
-        *,
-        precautions_acknowledged: bool = True,
+        self, case_id: str, kind: VisitKind, *, precautions_acknowledged: bool = True
     ) -> None:
-        task = await self.claim(await self.task(case_id, kind))
-        await self.visits.complete_visit(
-            task.id,
-            self.actor,
-            precautions_acknowledged=precautions_acknowledged,
-            findings=["home-safety-checked"],
-        )
+        desk, task = await self._claimed(case_id, kind)
+        await desk.visit(task, precautions_acknowledged=precautions_acknowledged)
 
-    async def fail_contact(
-        self, case_id: str, kind: Literal["pre-discharge-visit", "post-discharge-visit"]
-    ) -> tasks.Task:
-        task = await self.claim(await self.task(case_id, kind))
-        return await self.visits.contact_failed(task.id, self.actor)
+    async def fail_contact(self, case_id: str, kind: VisitKind) -> Task:
+        """One call that does not reach the person; the task as it is afterwards."""
+        desk, task = await self._claimed(case_id, kind)
+        done: Completed = await desk.contact_failed(task)
+        return done.task
 
     async def waitlist(self, case_id: str) -> None:
-        task = await self.claim(await self.task(case_id, "care-plan"))
-        await self.referral.waitlist(task.id, self.actor)
+        desk, task = await self._claimed(case_id, "care-plan")
+        await desk.waitlist(task)
 
     async def could_not_deliver(self, case_id: str) -> None:
-        task = await self.claim(await self.task(case_id, "care-plan"))
-        await self.referral.could_not_deliver(task.id, self.actor)
+        desk, task = await self._claimed(case_id, "care-plan")
+        await desk.could_not_deliver(task)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from services.lib.runtime.logging import configure_logging
 from services.lib.runtime.settings import REPO_ROOT
+from services.tools.simulators import accounts
 from services.tools.stack.system import LocalSystem
 
 
@@ -53,8 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    system = LocalSystem(args.dir, fixed_ports=True, infrastructure_kind=args.infra)
     print("starting carelink (first start takes a little longer) ...", flush=True)
+    # Simulated coordinators' console accounts (`carelink simulate staff|demo` signs in with
+    # them), besides the demo accounts: the console reads this users file.
+    staff = accounts.prepare(args.dir, accounts.local_system_staff())
+    system = LocalSystem(
+        args.dir, fixed_ports=True, infrastructure_kind=args.infra, extra_env=staff.env
+    )
     try:
         info = system.start()
         print(f"\ncarelink is running on {info.infrastructure} infrastructure.\n")

@@ -95,7 +95,14 @@ def test_every_kind_has_its_script() -> None:
         assert back.days <= 14
     for s in by_kind["readmitted"]:
         assert [f.action for f in s.follow_ups] == ["discharge", "readmit", "discharge"]
-    assert all(s.staff.contact_failures == 3 for s in by_kind["unreachable"])
+    for s in by_kind["unreachable"]:
+        # On hold as unreachable, the hospital discharges: no second discharge after that.
+        assert s.staff.contact_failures == 3
+        assert [(f.on, f.action, f.unless) for f in s.follow_ups] == [
+            ("unreachable", "discharge", None),
+            ("services-linked", "discharge", "unreachable"),
+        ]
+        assert s.expected_status == "completed"
     assert all(s.staff.care_plan == "waitlist" for s in by_kind["waitlisted"])
     assert all(s.staff.care_plan == "could-not-deliver" for s in by_kind["could_not_deliver"])
     variants = Counter(s.variant for s in by_kind["ineligible"])
@@ -179,3 +186,11 @@ def test_district_puts_every_served_patient_in_that_district_and_leaves_outsider
     assert "Songpa-gu" in districts
     assert all(d == "Songpa-gu" or d not in SERVED_DISTRICTS for d in districts)
     assert any(d not in SERVED_DISTRICTS for d in districts)  # the outside-area scripts
+
+
+def test_board_tells_which_referral_a_case_is_the_first_referral_staying() -> None:
+    board = Board()
+    assert board.referral_of("case-1") is None
+    board.link("case-1", "h", "ref-1")
+    board.link("case-1", "other", "ref-2")  # a second hospital's referral joined the case
+    assert board.referral_of("case-1") == ("h", "ref-1")
