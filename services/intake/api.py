@@ -11,7 +11,7 @@ own data. It never takes a centre the caller names for the case: a console that
 asked for another centre's case by mistake, or a stolen console credential,
 still gets 404 for a case outside the coordinator's centre. If the registry
 ever moves a district to another centre, that district's older cases answer
-404 (closed, never open, on a mismatch) until they are dealt with.
+404 until they are dealt with: on any doubt the check refuses, it never opens.
 """
 
 # No `from __future__ import annotations`: FastAPI resolves string annotations in the
