@@ -1,5 +1,6 @@
 """The metrics the alert rules read, measured where the work happens, against a real
-PostgreSQL: the deadline watcher's escalation counter and overdue gauge.
+PostgreSQL: the deadline watcher's escalation counter and overdue gauge, and every
+running service's /metrics.
 (The outbox gauges are covered with `carelink outbox requeue` in
 test_cli_outbox_requeue.py.)
 
@@ -9,6 +10,8 @@ Each test uses its own service label: the registry is global to the process.
 from __future__ import annotations
 
 import asyncio
+import re
+import urllib.request
 import uuid
 from datetime import timedelta
 
@@ -18,6 +21,8 @@ from prometheus_client import REGISTRY
 from services.lib.tasks import operations as ops
 from services.lib.tasks.deadlines import escalate_overdue
 from services.tools.localinfra import Endpoints
+from services.tools.stack import SystemInfo
+from services.tools.stack.deployables import SERVICES
 from tests.integration.test_tasks import T0, fresh_pool, new_task
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -60,3 +65,28 @@ async def test_escalations_are_counted_by_kind_and_overdue_tasks_by_priority(
             assert _value("carelink_tasks_overdue", service=service, priority="urgent") == 0
     finally:
         await asyncio.wait_for(pool.close(), 10)
+
+
+async def test_every_running_service_exports_what_the_alerts_read(
+    system_info: SystemInfo,
+) -> None:
+    """Against the local system (four services on the session's servers): each /metrics
+    has readiness per check, measured at the scrape, and the outbox figures from its
+    database; the deadline watchers' overdue gauge is there for the task owners."""
+    for service in SERVICES:
+        text = await asyncio.to_thread(_scrape, system_info.metrics[service])
+        for check in ("broker", "database"):
+            assert f'carelink_ready{{check="{check}",service="{service}"}} 1.0' in text, service
+        for gauge in ("outbox_backlog", "outbox_oldest_age_seconds", "outbox_set_aside"):
+            assert re.search(rf'^carelink_{gauge}{{service="{service}"}} \d', text, re.M), (
+                service,
+                gauge,
+            )
+        if service in {"referral", "scheduling"}:
+            assert f'carelink_tasks_overdue{{priority="urgent",service="{service}"}}' in text
+
+
+def _scrape(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:  # loopback only
+        body: bytes = response.read()
+    return body.decode()
