@@ -155,7 +155,8 @@ async def test_requeue_one_row_by_id_leaves_the_others_and_keeps_its_error(
     assert REGISTRY.get_sample_value("carelink_outbox_backlog", labels) == 2
     assert REGISTRY.get_sample_value("carelink_outbox_set_aside", labels) == 1
     age = REGISTRY.get_sample_value("carelink_outbox_oldest_age_seconds", labels)
-    assert age is not None and 0 <= age < 600
+    assert age is not None
+    assert 0 <= age < 600
 
 
 async def test_requeue_of_a_row_that_is_not_set_aside_changes_nothing_and_exits_4(
