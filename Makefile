@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run demo test test-unit lint docs docs-check bench bench-quick chaos chaos-quick screenshots clean
+.PHONY: help setup run demo test test-unit lint docs docs-check bench bench-quick chaos chaos-quick screenshots clean lock
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -59,3 +59,7 @@ screenshots: $(STAMP) ## refresh the console screenshots in docs/ (runs the brow
 
 clean: ## remove local data and logs (.local) and root's shared PostgreSQL copy; keeps .venv
 	rm -rf .local "$${TMPDIR:-/tmp}/carelink-pg-$$(id -u)"/pginstall-*
+
+lock: $(STAMP) ## refresh requirements.lock (the image's pinned, hashed runtime dependencies)
+	$(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 \
+		--generate-hashes --custom-compile-command "make lock" $(LOCK_FLAGS) -o requirements.lock

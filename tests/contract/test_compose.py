@@ -45,6 +45,7 @@ SETTINGS: dict[str, type[ServiceSettings]] = {
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
+LOCK_FILE = ROOT / "requirements.lock"
 INIT_SQL = ROOT / "deploy" / "postgres" / "init-databases.sql"
 
 Compose = dict[str, Any]
@@ -180,20 +181,61 @@ def _arguments(arguments: str) -> list[str]:
     return shlex.split(arguments)
 
 
-def _copy_sources() -> list[str]:
-    sources = []
+Instructions = list[tuple[str, str]]
+
+
+def _stages() -> list[Instructions]:
+    """The Dockerfile's stages in order, each its instructions from its FROM on; global
+    ARGs (before the first FROM) are left out."""
+    stages: list[Instructions] = []
     for instruction, arguments in _dockerfile_instructions():
+        if instruction == "FROM":
+            stages.append([])
+        if stages:
+            stages[-1].append((instruction, arguments))
+    assert stages, "deploy/Dockerfile has no FROM"
+    return stages
+
+
+def _final_stage() -> Instructions:
+    """The stage that becomes the image."""
+    return _stages()[-1]
+
+
+def _base_image(stage: Instructions) -> str:
+    """A stage's base image, global ARG defaults substituted."""
+    defaults: dict[str, str] = {}
+    for instruction, arguments in _dockerfile_instructions():
+        if instruction == "FROM":
+            break
+        if instruction == "ARG":
+            name, _, default = arguments.partition("=")
+            defaults[name.strip()] = default.strip()
+    image = stage[0][1].split()[0]
+    return re.sub(r"\$\{?(\w+)\}?", lambda m: defaults.get(m.group(1), ""), image)
+
+
+def _copy_sources(stage: Instructions | None = None) -> list[str]:
+    """Paths of the build context copied by COPY/ADD (all stages, or one); a copy from
+    another stage (`--from=`) copies nothing from the context."""
+    sources = []
+    instructions = stage if stage is not None else list(_dockerfile_instructions())
+    for instruction, arguments in instructions:
         if instruction not in {"COPY", "ADD"}:
             continue
-        # Flags such as --chown are not sources; this image has no other stages to copy from.
-        parts = [part for part in _arguments(arguments) if not part.startswith("--")]
+        parts = _arguments(arguments)
+        if any(part.startswith("--from=") for part in parts):
+            continue
+        # Flags such as --chown are not sources.
+        parts = [part for part in parts if not part.startswith("--")]
         sources += [part.removeprefix("./").rstrip("/") for part in parts[:-1]]
     return sources
 
 
 def _dockerfile_env() -> dict[str, str]:
+    """The environment the image runs with: the final stage's ENV instructions."""
     env: dict[str, str] = {}
-    for instruction, arguments in _dockerfile_instructions():
+    for instruction, arguments in _final_stage():
         if instruction != "ENV":
             continue
         tokens = shlex.split(arguments)
@@ -204,6 +246,26 @@ def _dockerfile_env() -> dict[str, str]:
             key, _, value = token.partition("=")
             env[key] = value
     return env
+
+
+def _locked() -> dict[str, tuple[str, list[str]]]:
+    """requirements.lock: distribution name -> (pinned version, its hashes)."""
+    pins: dict[str, tuple[str, list[str]]] = {}
+    logical = ""
+    for raw in LOCK_FILE.read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if line.endswith("\\"):
+            logical += line[:-1] + " "
+            continue
+        logical += line
+        requirement, *options = logical.split(" --")
+        name, _, version = requirement.split(";")[0].strip().partition("==")
+        hashes = [o.removeprefix("hash=").strip() for o in options if o.startswith("hash=")]
+        pins[canonicalize_name(name)] = (version.strip(), hashes)
+        logical = ""
+    return pins
 
 
 def _imported_top_level_names(directory: Path) -> set[str]:
@@ -536,7 +598,7 @@ ENTRY_POINTS = [
 
 
 def test_dockerfile_copies_what_the_deployables_import_and_no_tool() -> None:
-    sources = _copy_sources()
+    sources = _copy_sources(_final_stage())
     closure = import_closure(ENTRY_POINTS)
     modules = {
         str(path.relative_to(ROOT))
@@ -559,19 +621,106 @@ def test_dockerfile_copies_what_the_deployables_import_and_no_tool() -> None:
     assert not any(name.startswith("services.tools") for name in closure.local)
 
 
-def test_dockerfile_builds_a_runtime_only_non_root_image() -> None:
-    instructions = list(_dockerfile_instructions())
-    base = next(arguments for instruction, arguments in instructions if instruction == "FROM")
-    assert base.split()[0] == "python:3.11-slim"
-    assert "pyproject.toml" in _copy_sources()
-    runs = " ".join(arguments for instruction, arguments in instructions if instruction == "RUN")
-    assert "pip install --no-cache-dir -r" in runs, "runtime dependencies from pyproject"
-    assert not re.search(r"\.\[[^\]]*\]", runs), "extras (dev/local) installed in the image"
-    users = [arguments for instruction, arguments in instructions if instruction == "USER"]
+def test_dockerfile_builds_a_runtime_only_non_root_image_in_two_stages() -> None:
+    stages = _stages()
+    assert len(stages) >= 2, "multi-stage: a build stage installs, the image only copies"
+    assert {_base_image(stage) for stage in stages} == {"python:3.11-slim"}
+    build, final = stages[0], stages[-1]
+    build_name = build[0][1].split()[-1]
+    assert build[0][1].split()[-2].upper() == "AS", "the build stage is named"
+
+    # The build stage installs the locked runtime dependencies, hashes checked.
+    build_runs = " ".join(args for instruction, args in build if instruction == "RUN")
+    assert "requirements.lock" in _copy_sources(build)
+    assert re.search(
+        r"pip install [^&;]*--require-hashes[^&;]* -r \S*requirements\.lock", build_runs
+    )
+    assert "--only-binary=:all:" in build_runs, "wheels only: nothing compiled in the build"
+    assert not re.search(r"\.\[[^\]]*\]", build_runs), "extras (dev/local) installed"
+    assert "pyproject.toml" not in _copy_sources(), "dependencies come from the lock only"
+
+    # The image copies the installed packages from the build stage and installs nothing.
+    final_runs = " ".join(args for instruction, args in final if instruction == "RUN")
+    assert "pip install" not in final_runs
+    copied_from_build = [
+        _arguments(args)
+        for instruction, args in final
+        if instruction == "COPY" and f"--from={build_name}" in _arguments(args)
+    ]
+    assert copied_from_build, f"the image copies nothing from the {build_name!r} stage"
+    assert "requirements.lock" not in _copy_sources(final)
+
+    # A numeric uid:gid, so Kubernetes' runAsNonRoot can check it; the last USER wins.
+    users = [args for instruction, args in final if instruction == "USER"]
     assert users, "the image runs as root"
-    assert users[-1].split(":")[0] not in {"root", "0"}
+    assert re.fullmatch(r"[1-9]\d*:[1-9]\d*", users[-1]), f"USER {users[-1]} is not numeric"
+    assert users[-1] == "10001:10001", "the uid the Kubernetes manifests run as"
     assert _dockerfile_env().get("PYTHONUNBUFFERED") == "1"
-    assert ("STOPSIGNAL", "SIGTERM") in instructions
+    assert ("STOPSIGNAL", "SIGTERM") in final
+
+
+def test_the_image_listens_where_a_container_is_reached() -> None:
+    from services.console.settings import ConsoleSettings
+
+    env = _dockerfile_env()
+    # 127.0.0.1, the laptop default, is unreachable from outside the container.
+    assert env["CARELINK_HEALTH_HOST"] == "0.0.0.0"
+    assert "CARELINK_CONSOLE_HOST" not in env or env["CARELINK_CONSOLE_HOST"] == "0.0.0.0"
+    exposed = {
+        port
+        for instruction, args in _final_stage()
+        if instruction == "EXPOSE"
+        for port in args.split()
+    }
+    assert env["CARELINK_HEALTH_PORT"] in exposed
+    assert str(ConsoleSettings.model_fields["port"].default) in exposed
+
+
+def test_requirements_lock_pins_every_runtime_dependency_with_hashes() -> None:
+    # When this fails after a change of pyproject's dependencies: `make lock`, commit.
+    locked = _locked()
+    assert locked, "requirements.lock pins nothing"
+    unhashed = sorted(name for name, (_, hashes) in locked.items() if not hashes)
+    assert not unhashed, f"pinned without --hash (pip --require-hashes refuses): {unhashed}"
+    assert all(version for version, _ in locked.values()), "every entry pinned with =="
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    for spec in project["dependencies"]:
+        requirement = Requirement(spec)
+        name = canonicalize_name(requirement.name)
+        assert name in locked, f"{name} is a runtime dependency but not in requirements.lock"
+        version = locked[name][0]
+        assert requirement.specifier.contains(version, prereleases=True), (
+            f"requirements.lock pins {name}=={version}, pyproject wants {requirement.specifier}"
+        )
+    # Everything those require (as installed here, extras included) is pinned too.
+    missing = sorted(_runtime_distributions() - locked.keys())
+    assert not missing, f"required by the runtime dependencies, not locked: {missing}"
+
+
+def test_requirements_lock_holds_no_dev_or_local_package() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras = {
+        canonicalize_name(Requirement(spec).name)
+        for group in project["optional-dependencies"].values()
+        for spec in group
+    } - {"carelink"}
+    runtime = _runtime_distributions()
+    leaked = sorted((extras - runtime) & _locked().keys())
+    assert not leaked, f"dev/local packages in the image's lock: {leaked}"
+    assert "faker" not in _locked()
+
+
+def test_make_lock_refreshes_the_lock_with_hashes_from_pyproject() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = re.search(r"^lock:.*\n((?:\t.*\n)+)", makefile, re.M)
+    assert recipe, "no `make lock` target"
+    command = recipe.group(1)
+    assert "pip compile" in command
+    assert "--generate-hashes" in command
+    assert "pyproject.toml" in command
+    assert "requirements.lock" in command
+    header = LOCK_FILE.read_text(encoding="utf-8").splitlines()[:3]
+    assert any("make lock" in line for line in header), "the lock says how it was made"
 
 
 def test_dockerfile_carelink_variables_are_read_by_the_code_and_point_into_the_image() -> None:
