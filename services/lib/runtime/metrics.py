@@ -72,6 +72,12 @@ TASKS_OVERDUE = Gauge(
     "Open or claimed tasks past their due time, at the deadline watcher's last scan",
     ["service", "priority"],
 )
+RETENTION_DELETED = Counter(
+    "carelink_retention_deleted_total",
+    "Expired rows the retention job deleted, by kind of row (outbox: published rows past"
+    " CARELINK_OUTBOX_RETENTION_HOURS; inbox: event ids past CARELINK_INBOX_RETENTION_DAYS)",
+    ["service", "kind"],
+)
 
 # One pass over the unpublished rows (the partial index outbox_unpublished) and one over
 # the set-aside ones (outbox_set_aside, normally empty): never a scan of published rows.

@@ -15,7 +15,16 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from contracts.topics import LOCAL, Durability
+from contracts.topics import (
+    CASES_RETENTION_MS,
+    DAY_MS,
+    DLQ_RETENTION_MS,
+    ESCALATIONS_RETENTION_MS,
+    LOCAL,
+    REFERRALS_RETENTION_MS,
+    UPDATES_RETENTION_MS,
+    Durability,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -63,6 +72,35 @@ class KafkaSettings(BaseSettings):
         return Durability(self.replication_factor, self.min_insync_replicas)
 
 
+# How long the inbox must keep an event's id: longer than any copy of the event can
+# still reach a consumer that handled it (contracts/topics.py declares the retentions).
+# - An ordinary redelivery (a crash before the offset commit, a rebalance, an offset reset
+#   to the earliest) is a copy still on the source topic: it is gone one topic retention
+#   after it was written, so at most that long after it was handled (30 days at most).
+# - A replay (`carelink dlq replay`): one consumer dead-lettered the event while the
+#   others handled it; an operator may replay the dead letter until its own retention
+#   ends (14 days), and the replayed copy then sits on the source topic for that topic's
+#   retention, where every consumer of the topic may be handed it again. Only the inbox
+#   rows of the consumers that handled it make it a duplicate for them.
+# So the floor is the longest source retention plus the dead letters' retention, plus a
+# day of margin (clock skew, a dead letter written a little after the first handling):
+# 30 + 14 + 1 = 45 days today. A dead-lettered row ages like a handled one (its age
+# restarts when the event is dead-lettered again), and a dead letter cannot be replayed
+# after its retention, so every replayable dead letter keeps its inbox row.
+# A replayed copy that is itself dead-lettered and replayed again restarts the clock on
+# the consumer that dead-lettered it, not on the others: chains of replays weeks apart
+# are outside this bound (replay soon after a fix).
+INBOX_RETENTION_FLOOR_DAYS = (
+    max(
+        CASES_RETENTION_MS,
+        ESCALATIONS_RETENTION_MS,
+        REFERRALS_RETENTION_MS,
+        UPDATES_RETENTION_MS,
+    )
+    + DLQ_RETENTION_MS
+) // DAY_MS + 1
+
+
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CARELINK_", extra="ignore")
 
@@ -94,7 +132,36 @@ class ServiceSettings(BaseSettings):
     # Lets several test sessions share one broker without joining each other's groups.
     group_prefix: str = ""
 
+    # A migration statement waits at most this long for a lock (PostgreSQL lock_timeout):
+    # one queued behind a busy table would otherwise block every query that comes after it.
+    # It then fails with the migration's name and the service does not start.
+    migration_lock_timeout_s: float = Field(default=5.0, gt=0)
+
+    # Table retention (services/lib/runtime/retention.py). Published outbox rows are kept
+    # this long after publication (for looking into what was sent), then deleted; rows
+    # not yet published or set aside are never deleted.
+    outbox_retention_hours: float = Field(default=7 * 24, gt=0)
+    # Inbox rows (handled and dead-lettered event ids) are kept this long after they were
+    # last written; never less than INBOX_RETENTION_FLOOR_DAYS (see above).
+    inbox_retention_days: float = 60
+    # How often the retention job runs, how many rows one DELETE removes, and the pause
+    # between two batches (each batch is its own short transaction).
+    retention_interval_s: float = Field(default=600.0, gt=0)
+    retention_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    retention_pause_s: float = Field(default=0.1, ge=0)
+
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+
+    @model_validator(mode="after")
+    def _inbox_outlasts_redeliveries(self) -> ServiceSettings:
+        if self.inbox_retention_days < INBOX_RETENTION_FLOOR_DAYS:
+            raise ValueError(
+                f"CARELINK_INBOX_RETENTION_DAYS={self.inbox_retention_days:g} is too short: the "
+                f"inbox must keep event ids at least {INBOX_RETENTION_FLOOR_DAYS} days (the "
+                "longest topic retention plus the dead letters' retention, plus a day), or a "
+                "redelivered or replayed event would be handled twice"
+            )
+        return self
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"postgresql://postgres@127.0.0.1:5432/carelink_{self.service}"
