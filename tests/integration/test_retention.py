@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from services.lib.runtime.metrics import RETENTION_DELETED
 from services.lib.runtime.retention import RetentionPolicy, delete_batch, purge, run_retention
 from services.lib.runtime.settings import INBOX_RETENTION_FLOOR_DAYS, ServiceSettings
 from services.tools.localinfra import Endpoints
+from services.tools.stack import SystemInfo
+from services.tools.stack.deployables import SERVICES
 from tests.integration.runtime_helpers import migrated_database, pool_for, unique, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
@@ -300,6 +303,37 @@ async def test_a_stop_between_batches_ends_the_run(endpoints: Endpoints, tmp_pat
         stop.set()
         removed = await asyncio.wait_for(run, 2)
     assert removed.inbox == 5
+
+
+async def test_every_running_service_runs_the_job_on_indexed_tables(
+    system_info: SystemInfo,
+) -> None:
+    """The four services as processes: each started the job (its counter is exported) and
+    its migrations built both indexes, valid, outside a transaction."""
+    for service in SERVICES:
+        text = await asyncio.to_thread(_scrape, system_info.metrics[service])
+        for kind in ("outbox", "inbox"):
+            sample = f'carelink_retention_deleted_total{{kind="{kind}",service="{service}"}}'
+            assert sample in text, service
+        conn = await asyncpg.connect(system_info.databases[service])
+        try:
+            valid = await conn.fetch(
+                """SELECT c.relname, i.indisvalid FROM pg_index i
+                   JOIN pg_class c ON c.oid = i.indexrelid
+                   WHERE c.relname IN ('outbox_published_at', 'inbox_handled_at')"""
+            )
+        finally:
+            await conn.close()
+        assert {r["relname"]: r["indisvalid"] for r in valid} == {
+            "outbox_published_at": True,
+            "inbox_handled_at": True,
+        }, service
+
+
+def _scrape(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:  # loopback only
+        body: bytes = response.read()
+    return body.decode()
 
 
 def test_settings_refuse_an_inbox_retention_shorter_than_any_redelivery() -> None:

@@ -157,6 +157,8 @@ async def run_retention(
     pool: asyncpg.Pool, *, service: str, policy: RetentionPolicy, stop: asyncio.Event
 ) -> None:
     """Purge every `policy.interval_s` until `stop` is set; no error ends it."""
+    for table in ("outbox", "inbox"):
+        RETENTION_DELETED.labels(service, table)  # exported at 0 from the start
     failures = 0
     while not stop.is_set():
         try:

@@ -30,6 +30,7 @@ from services.lib.runtime.health import health_app
 from services.lib.runtime.logging import broker_logger, configure_logging, get_logger
 from services.lib.runtime.outbox import OutboxRelay
 from services.lib.runtime.pipeline import Handler, Pipeline, Record, RetryPolicy
+from services.lib.runtime.retention import RetentionPolicy, run_retention
 from services.lib.runtime.settings import ServiceSettings
 
 log = get_logger(__name__)
@@ -111,6 +112,7 @@ async def run_service(spec: ServiceSpec[S], settings: S, stop: asyncio.Event | N
                         (spec.name, spec.migrations),
                     ]
                 ),
+                lock_timeout_s=settings.migration_lock_timeout_s,
             )
         log.info("database ready", migrations_applied=len(applied))
         # Every service makes sure all topics exist: adding a hospital to the registry
@@ -142,6 +144,15 @@ async def run_service(spec: ServiceSpec[S], settings: S, stop: asyncio.Event | N
         )
         await producer.start()
         tasks.append(asyncio.create_task(relay.run(stop), name="outbox-relay"))
+        # Published outbox rows and old inbox ids are deleted on an interval (tables stay
+        # bounded); every instance runs it, they skip each other's rows.
+        retention = RetentionPolicy.from_settings(settings)
+        tasks.append(
+            asyncio.create_task(
+                run_retention(pool, service=spec.name, policy=retention, stop=stop),
+                name="retention",
+            )
+        )
         for extra in spec.extra_tasks:
             tasks.append(asyncio.create_task(_as_coro(extra(context, stop)), name="extra"))
 
