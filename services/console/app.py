@@ -31,10 +31,13 @@ from services.console.settings import ConsoleSettings
 from services.console.state import Console
 from services.console.watch import QueueWatch
 from services.lib.policy import load_registry
+from services.lib.runtime import tracing
 from services.lib.runtime.logging import get_logger
 
 log = get_logger(__name__)
 STATIC = Path(__file__).with_name("static")
+# Not traced: probes, the live queue's event stream, static files.
+_UNTRACED_URLS = ("/api/health", "/api/events", "/static/")
 _ERROR_CODES = {
     400: "invalid-request",
     401: "unauthorized",
@@ -90,7 +93,9 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
             services=services,
             stopping=stopping,
         )
-        watcher = asyncio.create_task(watch.run(stopping), name="queue-watch")
+        # Its polling of the services is nobody's request: not traced.
+        with tracing.untraced():
+            watcher = asyncio.create_task(watch.run(stopping), name="queue-watch")
         log.info("console started", users=len(users.all()), port=settings.port)
         try:
             yield
@@ -99,6 +104,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
             await asyncio.gather(watcher, return_exceptions=True)
             await services.aclose()
             log.info("console stopped")
+            tracing.shutdown()
 
     app = FastAPI(
         title="carelink console API",
@@ -115,6 +121,10 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _install_error_handlers(app)
     app.add_middleware(SecurityHeaders)
+    # Traces (its requests, and its calls to the services, which continue them) only when
+    # the standard OTEL_* settings ask for them: services.lib.runtime.tracing.
+    tracing.setup("console")
+    tracing.instrument_app(app, untraced_urls=_UNTRACED_URLS)
     return app
 
 

@@ -24,6 +24,7 @@ from aiokafka.errors import KafkaError
 from pydantic import BaseModel
 
 from contracts.cloudevents import Envelope
+from services.lib.runtime import tracing
 from services.lib.runtime.db import init_connection
 from services.lib.runtime.logging import get_logger
 from services.lib.runtime.metrics import OUTBOX_BACKLOG, OUTBOX_FAILED, OUTBOX_PUBLISHED
@@ -51,13 +52,17 @@ async def enqueue(
     value: bytes,
     headers: Sequence[tuple[str, bytes]],
 ) -> None:
-    """Add one record to the outbox; it is published only if the transaction commits."""
+    """Add one record to the outbox; it is published only if the transaction commits.
+
+    The row's headers get the current trace context (W3C `traceparent`): the relay
+    sends them as stored, so the record continues the trace of what wrote it.
+    """
     await conn.execute(
         "INSERT INTO outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4)",
         topic,
         key,
         value,
-        encode_headers(headers),
+        encode_headers(tracing.inject(headers)),
     )
     await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
 
@@ -102,6 +107,11 @@ class OutboxRelay:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until `stop` is set; survives database restarts by reconnecting."""
+        # The relay's own polling is nobody's trace; each send joins its row's (`continued`).
+        with tracing.untraced():
+            await self._run(stop)
+
+    async def _run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 await self._run_connected(stop)
@@ -175,13 +185,14 @@ class OutboxRelay:
         sent: list[tuple[int, asyncio.Future[Any]]] = []
         errors: dict[int, BaseException | None] = {}
         for row in rows:
+            headers = decode_headers(row["headers"])
             try:
-                future = await self._producer.send(
-                    row["topic"],
-                    value=row["value"],
-                    key=row["key"],
-                    headers=decode_headers(row["headers"]),
-                )
+                # The stored headers, under the context they hold: the record continues
+                # the trace of the transaction that wrote the row, not the relay's.
+                with tracing.continued(headers):
+                    future = await self._producer.send(
+                        row["topic"], value=row["value"], key=row["key"], headers=headers
+                    )
             except KafkaError as exc:
                 if exc.retriable:
                     raise

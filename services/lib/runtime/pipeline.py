@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import asyncpg
 import structlog
 
-from services.lib.runtime import inbox
+from services.lib.runtime import inbox, tracing
 from services.lib.runtime.deadletter import REPLAY_HEADER, send_to_dead_letters
 from services.lib.runtime.errors import PermanentError, TransientFailure, describe, is_transient
 from services.lib.runtime.logging import get_logger
@@ -135,7 +135,11 @@ class Pipeline:
         )
         started = time.perf_counter()
         try:
-            await self._handle_with_retries(record)
+            # A child of the context in the record's headers: the rows the use case
+            # writes carry it on (outbox.enqueue), so the referral stays one trace.
+            with tracing.consuming(record, self.consumer) as span:
+                structlog.contextvars.bind_contextvars(**tracing.log_ids(span))
+                await self._handle_with_retries(record)
         finally:
             HANDLER_SECONDS.labels(self.service, self.consumer).observe(
                 time.perf_counter() - started
@@ -149,6 +153,7 @@ class Pipeline:
             try:
                 outcome = await self._handle_once(record)
                 MESSAGES.labels(self.service, self.consumer, outcome).inc()
+                tracing.outcome(outcome)
                 self.last_transient_error = None
                 return
             except PermanentError as exc:
@@ -252,30 +257,36 @@ class Pipeline:
     ) -> tuple[list[str], list[tuple[Record, str]]]:
         outcomes: list[str] = []
         dead: list[tuple[Record, str]] = []
-        async with self._pool.acquire() as conn, conn.transaction():
-            for record in records:
-                structlog.contextvars.bind_contextvars(
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                    event_source=record.event_source,
-                    event_id=record.event_id,
-                    ce_type=record.header("ce_type"),
-                )
-                try:
-                    if savepoints:
-                        async with conn.transaction():  # a savepoint
-                            outcomes.append(await self._claim_and_handle(conn, record))
-                    else:
-                        outcomes.append(await self._claim_and_handle(conn, record))
-                except PermanentError as exc:
-                    if not savepoints:
-                        raise  # the whole attempt rolls back; redone with savepoints
-                    await self._write_dead_letter(conn, record, describe(exc))
-                    outcomes.append("dead-lettered")
-                    dead.append((record, describe(exc)))
-                finally:
-                    structlog.contextvars.clear_contextvars()
+        with tracing.handling_batch(self.consumer, len(records)) as batch:
+            async with self._pool.acquire() as conn, conn.transaction():
+                for record in records:
+                    structlog.contextvars.bind_contextvars(
+                        topic=record.topic,
+                        partition=record.partition,
+                        offset=record.offset,
+                        event_source=record.event_source,
+                        event_id=record.event_id,
+                        ce_type=record.header("ce_type"),
+                    )
+                    # A child of the record's own trace, linked to the batch's span.
+                    with tracing.consuming(record, self.consumer, batch=batch) as span:
+                        structlog.contextvars.bind_contextvars(**tracing.log_ids(span))
+                        try:
+                            if savepoints:
+                                async with conn.transaction():  # a savepoint
+                                    outcomes.append(await self._claim_and_handle(conn, record))
+                            else:
+                                outcomes.append(await self._claim_and_handle(conn, record))
+                            tracing.outcome(outcomes[-1])
+                        except PermanentError as exc:
+                            if not savepoints:
+                                raise  # the whole attempt rolls back; redone with savepoints
+                            await self._write_dead_letter(conn, record, describe(exc))
+                            tracing.outcome("dead-lettered", error=describe(exc))
+                            outcomes.append("dead-lettered")
+                            dead.append((record, describe(exc)))
+                        finally:
+                            structlog.contextvars.clear_contextvars()
         return outcomes, dead
 
     async def _dead_letter(self, record: Record, error: str, safe_error: str) -> None:
@@ -284,6 +295,7 @@ class Pipeline:
             await self._write_dead_letter(conn, record, error)
         MESSAGES.labels(self.service, self.consumer, "dead-lettered").inc()
         DEAD_LETTERS.labels(self.service, record.topic).inc()
+        tracing.outcome("dead-lettered", error=safe_error)
         log.warning("record dead-lettered", error=safe_error)
 
     async def _write_dead_letter(

@@ -25,7 +25,7 @@ from fastapi import FastAPI
 
 from contracts.topics import all_topics
 from services.lib.policy import PolicyBook, PolicyError, Registry, load_policies, load_registry
-from services.lib.runtime import db, kafka, metrics
+from services.lib.runtime import db, kafka, metrics, tracing
 from services.lib.runtime.health import health_app
 from services.lib.runtime.logging import broker_logger, configure_logging, get_logger
 from services.lib.runtime.outbox import OutboxRelay
@@ -153,8 +153,10 @@ async def run_service(spec: ServiceSpec[S], settings: S, stop: asyncio.Event | N
                 name="retention",
             )
         )
-        for extra in spec.extra_tasks:
-            tasks.append(asyncio.create_task(_as_coro(extra(context, stop)), name="extra"))
+        # Background loops (deadline scans …) are nobody's referral: not traced.
+        with tracing.untraced():
+            for extra in spec.extra_tasks:
+                tasks.append(asyncio.create_task(_as_coro(extra(context, stop)), name="extra"))
 
         kafka.subscribe(
             broker,
@@ -167,15 +169,19 @@ async def run_service(spec: ServiceSpec[S], settings: S, stop: asyncio.Event | N
         )
         await broker.start()
 
+        # Probes and scrapes are not traced (their URLs neither: tracing.instrument_app).
         async def broker_ok() -> bool:
-            return await broker.ping(timeout=2)
+            with tracing.untraced():
+                return await broker.ping(timeout=2)
 
         async def database_ok() -> bool:
-            return await db.ping(pool)
+            with tracing.untraced():
+                return await db.ping(pool)
 
         async def sample_outbox() -> None:
-            async with pool.acquire(timeout=2) as conn:
-                await metrics.sample_outbox(conn, spec.name)
+            with tracing.untraced():
+                async with pool.acquire(timeout=2) as conn:
+                    await metrics.sample_outbox(conn, spec.name)
 
         app = health_app(
             service=spec.name,
@@ -185,6 +191,7 @@ async def run_service(spec: ServiceSpec[S], settings: S, stop: asyncio.Event | N
         )
         if spec.routes is not None:
             spec.routes(app, context)
+        tracing.instrument_app(app)
         server = _QuietServer(
             uvicorn.Config(
                 app,
@@ -282,6 +289,8 @@ def main(spec: ServiceSpec[S]) -> None:
         fmt=settings.log_format,
         log_file=settings.log_file,
     )
+    # Traces only when the standard OTEL_* settings ask for them (services.lib.runtime.tracing).
+    tracing.setup(spec.name)
     try:
         asyncio.run(run_service(spec, settings))
     except PolicyError as exc:
@@ -289,3 +298,5 @@ def main(spec: ServiceSpec[S]) -> None:
         log.error("configuration error, not starting", error=str(exc))
         print(f"carelink {spec.name}: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        tracing.shutdown()  # the spans still queued go out before the process ends
