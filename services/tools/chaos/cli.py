@@ -113,8 +113,9 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--out-dir",
-        default=str(REPO_ROOT / "docs" / "chaos"),
-        help="where result.json and result.md go",
+        default=None,
+        help="where result.json and result.md go (default docs/chaos, docs/chaos/quick with "
+        "--quick, so a quick run never replaces the full run's verdict)",
     )
     p.add_argument(
         "--work-dir",
@@ -225,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         "verdict": overall(r.verdict for r in results),
         "scenarios": [r.to_dict() for r in results],
     }
-    json_path, md_path = write((REPO_ROOT / args.out_dir).resolve(), run)
+    out_dir = args.out_dir or REPO_ROOT / "docs" / "chaos" / ("quick" if args.quick else "")
+    json_path, md_path = write((REPO_ROOT / out_dir).resolve(), run)
     print(verdict_line(run))
     print(f"details: {json_path} and {md_path}")
     return EXIT[str(run["verdict"])]

@@ -17,14 +17,15 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from services.lib.runtime.settings import REPO_ROOT
-from services.tools.simulators.accounts import Account, StaffSetup, prepare, simulated_centres
-from services.tools.stack.system import LocalSystem, SystemInfo
+from services.tools.simulators.accounts import StaffSetup, prepare, simulated_centres
+from services.tools.stack.system import CONSOLE_CALLS, LocalSystem, SystemInfo
 
 from .facts import (
     DB_ERRORS,
@@ -36,6 +37,7 @@ from .facts import (
     wait_quiet,
 )
 from .faults import Faults
+from .frontdoor import FrontDoor
 from .load import Load
 from .scenarios import PlanContext, Scenario, Step, ensure_running, execute
 from .verify import (
@@ -149,6 +151,27 @@ def prepare_staff(directory: Path, coordinators: int) -> StaffSetup:
     return prepare(directory, centres, max(1, math.ceil(coordinators / len(centres))))
 
 
+class LiveInstances:
+    """Where a service's running instances listen: the system's own, then the extra
+    instances a scenario started (read by the front door's thread, per connection)."""
+
+    def __init__(self, system: LocalSystem) -> None:
+        self.system = system
+        self.faults: Faults | None = None
+
+    def ports_of(self, service: str) -> Callable[[], list[int]]:
+        def ports() -> list[int]:
+            first = self.system.services.get(service)
+            extra = [i.process for i in self.faults.extra] if self.faults else []
+            return [
+                int(process.env["CARELINK_HEALTH_PORT"])
+                for process in [first, *extra]
+                if process is not None and process.name == service and process.running()
+            ]
+
+        return ports
+
+
 def check_loopback(info: SystemInfo) -> None:
     hosts = [part.rsplit(":", 1)[0].strip("[]") for part in info.kafka_bootstrap.split(",")]
     hosts.append(urlsplit(info.postgres_admin_url).hostname or "")
@@ -169,16 +192,21 @@ def run_scenario(
     # The simulated coordinators sign in to the console like people: accounts for the
     # centres the simulated hospitals refer to, in the console's users file.
     staff = prepare_staff(base / "staff", options.coordinators)
+    # The console reaches each service through a front door that finds a live instance,
+    # as a load balancer would: killing the first of two instances must not cut it off.
+    door = FrontDoor(list(CONSOLE_CALLS))
     system = LocalSystem(
         base,
         infrastructure_kind=options.infra,
         name_prefix=f"chaos_{token}_{index}_",
-        extra_env=staff.env,
+        extra_env={**staff.env, **door.console_env()},
     )
+    instances = LiveInstances(system)
     code_before = code_state()
     result.code = hashlib.sha256(repr(sorted(code_before.items())).encode()).hexdigest()[:12]
     try:
         say(f"[chaos {scenario.name}] starting a fresh system in {base}")
+        door.start({service: instances.ports_of(service) for service in CONSOLE_CALLS})
         info = system.start()
         result.infrastructure = info.infrastructure
         result.timings["system_start_s"] = round(time.monotonic() - started, 1)
@@ -193,7 +221,7 @@ def run_scenario(
             result.notes.append("aborted before the load started")
             return result
         asyncio.run(
-            _run(scenario, token, index, options, system, info, result, abort, staff.accounts)
+            _run(scenario, token, index, options, system, info, result, abort, staff, instances)
         )
     except Exception as exc:
         result.verdict = INCONCLUSIVE
@@ -205,6 +233,7 @@ def run_scenario(
         stopping = time.monotonic()
         with contextlib.suppress(Exception):
             system.stop()
+        door.stop()
         result.timings["system_stop_s"] = round(time.monotonic() - stopping, 1)
         if result.verdict == PASS and not options.keep_data:
             # A passing scenario's database files (~300 MB) prove nothing more; its logs stay.
@@ -248,7 +277,8 @@ async def _run(
     info: SystemInfo,
     result: ScenarioResult,
     abort: threading.Event,
-    staff_accounts: list[Account],
+    staff: StaffSetup,
+    instances: LiveInstances,
 ) -> None:
     name = scenario.name
     rng = random.Random(f"{options.seed}:{name}")
@@ -262,6 +292,7 @@ async def _run(
     )
     result.plan = [step.to_dict() for step in plan]
     faults = Faults(system)
+    instances.faults = faults
     load = Load(
         info,
         referrals=options.referrals,
@@ -270,7 +301,7 @@ async def _run(
         seed=options.seed + index,
         run_id=f"c{token}-{index}",
         timeout_s=timeout_s,
-        accounts=staff_accounts,
+        accounts=staff.accounts,
     )
     stop_load = asyncio.Event()
     stop_faults = asyncio.Event()
