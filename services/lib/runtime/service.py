@@ -102,18 +102,20 @@ async def run_service(spec: ServiceSpec[S], settings: S, stop: asyncio.Event | N
     )
     server: uvicorn.Server | None = None
     try:
-        async with pool.acquire() as conn:
-            applied = await db.migrate(
-                conn,
-                db.load_migrations(
-                    [
-                        ("runtime", db.RUNTIME_MIGRATIONS),
-                        *spec.extra_migrations,
-                        (spec.name, spec.migrations),
-                    ]
-                ),
-                lock_timeout_s=settings.migration_lock_timeout_s,
-            )
+        # Migrations are logged, not traced (a root span per statement otherwise).
+        with tracing.untraced():
+            async with pool.acquire() as conn:
+                applied = await db.migrate(
+                    conn,
+                    db.load_migrations(
+                        [
+                            ("runtime", db.RUNTIME_MIGRATIONS),
+                            *spec.extra_migrations,
+                            (spec.name, spec.migrations),
+                        ]
+                    ),
+                    lock_timeout_s=settings.migration_lock_timeout_s,
+                )
         log.info("database ready", migrations_applied=len(applied))
         # Every service makes sure all topics exist: adding a hospital to the registry
         # creates its topics at the next start, whichever service starts first.
@@ -147,14 +149,14 @@ async def run_service(spec: ServiceSpec[S], settings: S, stop: asyncio.Event | N
         # Published outbox rows and old inbox ids are deleted on an interval (tables stay
         # bounded); every instance runs it, they skip each other's rows.
         retention = RetentionPolicy.from_settings(settings)
-        tasks.append(
-            asyncio.create_task(
-                run_retention(pool, service=spec.name, policy=retention, stop=stop),
-                name="retention",
-            )
-        )
-        # Background loops (deadline scans …) are nobody's referral: not traced.
+        # Background loops (retention, deadline scans …) are nobody's referral: not traced.
         with tracing.untraced():
+            tasks.append(
+                asyncio.create_task(
+                    run_retention(pool, service=spec.name, policy=retention, stop=stop),
+                    name="retention",
+                )
+            )
             for extra in spec.extra_tasks:
                 tasks.append(asyncio.create_task(_as_coro(extra(context, stop)), name="extra"))
 

@@ -184,21 +184,32 @@ def _instrument(provider: TracerProvider) -> None:
     # Statements only, never their parameters: those are case data.
     untyped: Any = AsyncPGInstrumentor
     untyped(capture_parameters=False).instrument(tracer_provider=provider)
-    # The console's calls to the services' APIs: the services' spans join its traces.
+    # The console's calls to the services' APIs: the services' spans join its traces. Its
+    # readiness calls are not traced, unless the standard setting says otherwise (the
+    # instrumentation reads it from the environment only).
+    if not (
+        os.environ.get("OTEL_PYTHON_HTTPX_EXCLUDED_URLS")
+        or os.environ.get("OTEL_PYTHON_EXCLUDED_URLS")
+    ):
+        os.environ["OTEL_PYTHON_HTTPX_EXCLUDED_URLS"] = "/health/"
     HTTPXClientInstrumentor().instrument(tracer_provider=provider)
 
 
 def instrument_app(app: Any, *, untraced_urls: Sequence[str] = SERVICE_UNTRACED_URLS) -> None:
     """Trace a FastAPI app's requests (when tracing is on), except `untraced_urls`
-    (regular expressions searched in the URL: probes, scrapes, polling)."""
+    (regular expressions searched in the URL: probes, scrapes, polling) and those of
+    the standard OTEL_PYTHON_FASTAPI_EXCLUDED_URLS / OTEL_PYTHON_EXCLUDED_URLS."""
     if _provider is None:
         return
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+    configured = os.environ.get("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS") or os.environ.get(
+        "OTEL_PYTHON_EXCLUDED_URLS", ""
+    )
     FastAPIInstrumentor.instrument_app(
         app,
         tracer_provider=_provider,
-        excluded_urls=",".join(untraced_urls),
+        excluded_urls=",".join(u for u in (*untraced_urls, configured) if u),
         # One span per request; not one more per ASGI message sent or received.
         exclude_spans=["receive", "send"],
     )
