@@ -5,10 +5,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run demo test test-unit lint docs docs-check bench bench-quick chaos chaos-quick screenshots clean lock
+.PHONY: help setup run demo test test-unit lint docs docs-check bench bench-quick chaos chaos-quick screenshots clean lock k8s
 
 help: ## show this help
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "carelink needs Python 3.11 or newer")'
@@ -63,3 +63,6 @@ clean: ## remove local data and logs (.local) and root's shared PostgreSQL copy;
 lock: $(STAMP) ## refresh requirements.lock (the image's pinned, hashed runtime dependencies)
 	$(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 \
 		--generate-hashes --custom-compile-command "make lock" $(LOCK_FLAGS) -o requirements.lock
+
+k8s: $(STAMP) ## regenerate deploy/k8s's KafkaTopics, KafkaUsers and ScaledObjects from the catalogue and registry
+	$(PY) -m services.tools.k8s
