@@ -129,10 +129,6 @@ def dead_letters(topic: str) -> str:
     return f"{topic}.dlq"
 
 
-def is_dead_letters(topic: str) -> bool:
-    return topic.endswith(".dlq")
-
-
 def hospital_of(topic: str) -> str | None:
     """The hospital a `hospital.<id>.*` topic belongs to, or None for other topics."""
     match = _HOSPITAL_TOPIC.fullmatch(topic)
