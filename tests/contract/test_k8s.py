@@ -208,16 +208,19 @@ def test_every_service_reads_what_its_own_spec_consumes() -> None:
         assert ServiceSettings(service=service).group_id == generate.group_id(service)
 
 
-def test_the_config_kustomization_holds_the_registry_and_every_policy_file() -> None:
-    config = yaml.safe_load((ROOT / "deploy/config/kustomization.yaml").read_text("utf-8"))
+def test_the_config_kustomization_holds_every_configuration_file_but_the_accounts() -> None:
+    config_dir = ROOT / "deploy/config"
+    config = yaml.safe_load((config_dir / "kustomization.yaml").read_text("utf-8"))
     files = {item["name"]: set(item["files"]) for item in config["configMapGenerator"]}
     assert files["carelink-registry"] == {"registry.yaml"}
-    policies = {
-        p.relative_to(ROOT / "deploy/config").as_posix()
-        for p in (ROOT / "deploy/config/policy").glob("*.yaml")
-    }
+    policies = {p.relative_to(config_dir).as_posix() for p in config_dir.glob("policy/*.yaml")}
     assert files["carelink-policy"] == policies, "add the new policy file to the list"
-    assert "users.yaml" not in str(config), "accounts belong in a Secret"
+    # Every other configuration file too (a new one needs its ConfigMap and a mount).
+    on_disk = {p.relative_to(config_dir).as_posix() for p in config_dir.rglob("*.yaml")}
+    listed = set().union(*files.values())
+    assert on_disk - listed == {"kustomization.yaml", "users.yaml"}, "not in any ConfigMap"
+    # The accounts are a Secret (the console's users file), never a ConfigMap.
+    assert "users.yaml" not in listed
 
 
 def test_the_local_demo_accounts_are_the_readmes() -> None:
