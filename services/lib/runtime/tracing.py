@@ -293,10 +293,11 @@ async def _keep_stored_context(span: Span, args: Any, kwargs: dict[str, Any]) ->
     seen: set[str] = set()
     kept = []
     for name, value in headers:
-        if name in TRACE_HEADERS:
-            if name in seen:
+        folded = name.lower()
+        if folded in TRACE_HEADERS:
+            if folded in seen:
                 continue
-            seen.add(name)
+            seen.add(folded)
         kept.append((name, value))
     headers[:] = kept
 

@@ -350,6 +350,10 @@ async def test_the_send_instrumentation_does_not_replace_a_rows_context() -> Non
     kwargs: dict[str, Any] = {"headers": [*headers, ("traceparent", send_span.encode())]}
     await tracing._keep_stored_context(trace.INVALID_SPAN, (), kwargs)
     assert kwargs["headers"] == headers
+    # Whatever the case of the stored name (a hospital's record, dead-lettered).
+    kwargs = {"headers": [("Traceparent", b"x"), ("traceparent", send_span.encode())]}
+    await tracing._keep_stored_context(trace.INVALID_SPAN, (), kwargs)
+    assert kwargs["headers"] == [("Traceparent", b"x")]
     # A row without one takes the send span's: the trace starts at the relay.
     kwargs = {"headers": [("ce_id", b"2"), ("traceparent", send_span.encode())]}
     await tracing._keep_stored_context(trace.INVALID_SPAN, (), kwargs)
