@@ -66,7 +66,10 @@ _CHANNEL_INFO: dict[str, dict[str, Any]] = {
             "carelink writes one `carelink.referral.status-changed.v1` event per step of a "
             "referral; only that hospital reads this topic. Updates of one referral come "
             "in `sequence` order with no gaps; delivery is at-least-once, and a repeated "
-            "record has the same `ce_id` and `sequence`."
+            "record has the same `ce_id` and `sequence`. `status` follows the FHIR R4 Task "
+            "state machine (revision 2 of the contract; the legal moves are the table in "
+            "`contracts/fhir_task.py`); every update with a `reason` also carries "
+            "`reason_ko`, the same reason in Korean."
         ),
         "key": "referral_id",
         "key_description": _REFERRAL_KEY,

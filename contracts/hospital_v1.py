@@ -172,6 +172,9 @@ class StatusChanged(_Contract):
     business_status: str
     reason_code: str | None = None
     reason: str | None = None
+    # Revision 2: the same reason in Korean, whenever `reason` is present (an optional
+    # field, so an update written before revision 2 still validates).
+    reason_ko: str | None = None
     occurred_at: AwareDatetime
     details: dict[str, Any] = Field(default_factory=dict)
 

@@ -38,7 +38,12 @@ class CaseReceived(CaseEvent):
 
 @register
 class CaseAccepted(CaseEvent):
-    """Triaged: eligible on the automatic rules, routed to the district's centre."""
+    """Triaged: eligible on the automatic rules, routed to the district's centre.
+
+    The name predates the contract's revision 2: hospitals hear this as
+    `received`/`triaged`; only a coordinator's review makes a case `accepted`
+    (`ReviewCompleted`, decision eligible). Kept under its type, so readers
+    deployed earlier go on reading it."""
 
     ce_type = "carelink.case.accepted.v1"
     producer = "intake"
@@ -69,6 +74,10 @@ class FieldError(BaseModel):
 
 @register
 class CaseRejected(CaseEvent):
+    """The referral is refused before anything else happened to it: the automatic rules,
+    or a record so broken that no referral exists under its id. Terminal: a later
+    record under the same referral id is a `CaseSubmissionRefused`."""
+
     ce_type = "carelink.case.rejected.v1"
     producer = "intake"
 
@@ -80,6 +89,22 @@ class CaseRejected(CaseEvent):
         "conflicting-duplicate",
         "unknown-hospital",
     ]
+    reason: str
+    errors: list[FieldError] = []
+
+
+@register
+class CaseSubmissionRefused(CaseEvent):
+    """A hospital record under a referral intake already holds was refused, and the
+    referral goes on unchanged: a re-submission with other content, any submission under
+    a finished referral id, or a broken record. The hospital hears its current status
+    again with business status `submission-refused` and this reason code.
+    hospital_id/referral_id name that referral."""
+
+    ce_type = "carelink.case.submission-refused.v1"
+    producer = "intake"
+
+    reason_code: Literal["conflicting-duplicate", "invalid-referral", "unknown-hospital"]
     reason: str
     errors: list[FieldError] = []
 

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
+from contracts.hospital_v1 import Status
+from contracts.reasons import REASONS, codes_for
+from contracts.referral import ReviewRefusal
+
 KINDS = {
     "review": "검토 Review",
     "care-plan": "돌봄 계획 Care plan",
@@ -24,18 +30,10 @@ SERVICES = {
     "residential_convenience": "주거편의 청소 Cleaning, disinfection (hour)",
     "meal_delivery": "식사지원 Meal delivery (meal)",
 }
-REVIEW_REFUSALS = {
-    "can-manage-alone": "혼자 생활 가능 Can manage alone",
-    "family-caregiver-available": "가족 돌봄 가능 Family caregiver available",
-    "covered-by-public-care": "공공 돌봄 이용 중 Covered by public care",
-    "declined-by-patient": "본인 거부 Declined by the patient",
-}
+# Reason codes are the hospital contract's: their labels live in its bilingual table.
+REVIEW_REFUSALS = {code: REASONS[code].label for code in get_args(ReviewRefusal)}
 FEE_SUPPORT = {"full": "전액 지원 District pays", "self-pay": "본인 부담 Self-pay"}
-HOLD_REASONS = {
-    "discharge-postponed": "퇴원 연기 Discharge postponed",
-    "readmitted": "재입원 Readmitted",
-    "unreachable": "연락 불가 Unreachable",
-}
+HOLD_REASONS = {code: REASONS[code].label for code in codes_for(Status.ON_HOLD)}
 MOBILITY = {
     "independent": "독립 보행 Independent",
     "assisted": "부축 필요 Needs assistance",

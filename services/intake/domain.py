@@ -344,19 +344,21 @@ class StoredReferral:
     discharged: bool
 
 
-Repeat = Literal["first", "after-broken", "identical", "conflicting"]
+Repeat = Literal["first", "identical", "conflicting", "finished"]
 
 
 def repeat_of(existing: StoredReferral | None, digest: str) -> Repeat:
     """Whether a submission was seen before under its referral id.
 
-    "after-broken": only a broken record (refused without content) was, so the
-    corrected submission starts afresh; "identical": a re-send, answered with the
-    current status; "conflicting": the id was used for another submission."""
+    "finished": the referral under that id ended (rejected, cancelled, completed,
+    failed, or refused as a broken record), whatever the content: a new referral needs
+    a new id; "identical": a re-send of an open referral, answered with the current
+    status; "conflicting": the id of an open referral used for another submission.
+    Both refusals leave the referral as it is (hospital contract v1, revision 2)."""
     if existing is None:
         return "first"
-    if existing.content_hash is None:
-        return "after-broken"
+    if not existing.open:
+        return "finished"
     return "identical" if existing.content_hash == digest else "conflicting"
 
 

@@ -105,14 +105,6 @@ async def set_case(conn: asyncpg.Connection, case_id: str, **fields: Any) -> Non
     await conn.execute(f"UPDATE cases SET {columns} WHERE case_id = $1", case_id, *fields.values())
 
 
-async def forget_referral(conn: asyncpg.Connection, hospital_id: str, referral_id: str) -> None:
-    await conn.execute(
-        "DELETE FROM referrals WHERE hospital_id = $1 AND referral_id = $2",
-        hospital_id,
-        referral_id,
-    )
-
-
 async def submission_of(
     conn: asyncpg.Connection, hospital_id: str, referral_id: str
 ) -> StoredSubmission | None:

@@ -21,6 +21,7 @@ from contracts.intake import (
     CaseLinked,
     CaseRejected,
     CaseStatusRequested,
+    CaseSubmissionRefused,
     FieldError,
 )
 from contracts.outcome import CaseClosed, CaseLinkDeclined
@@ -36,6 +37,10 @@ from services.lib.runtime.pipeline import Record
 log = get_logger(__name__)
 SERVICE = "intake"
 CONTRACT_REASON = domain.CONTRACT_REASON
+REFUSED_REASON = {
+    "conflicting": "this referral_id was already used for a different submission",
+    "finished": "this referral_id belongs to a finished referral: a new referral needs a new referral_id",
+}
 
 
 class Intake:
@@ -102,20 +107,21 @@ class Intake:
                 cause=record,
             )
             return
-        if existing is not None and repeat == "conflicting":
-            await emit_rejected(
+        if existing is not None:
+            # Another submission under an open referral's id, or any under a finished
+            # one: refused, and the referral goes on (or stays finished) as it was.
+            log.info("submission refused", case_id=existing.case_id, repeat=repeat)
+            await emit(
                 conn,
-                record,
-                existing.case_id,
-                sub.hospital_id,
-                sub.referral_id,
-                "conflicting-duplicate",
-                "this referral_id was already used for a different submission",
+                CaseSubmissionRefused(
+                    **domain.event_ids(existing.case_id, sub, now),
+                    reason_code="conflicting-duplicate",
+                    reason=REFUSED_REASON[repeat],
+                ),
+                service=SERVICE,
+                cause=record,
             )
             return
-        if repeat == "after-broken":
-            # The broken record's row goes: the corrected submission starts afresh, under a new case.
-            await store.forget_referral(conn, sub.hospital_id, sub.referral_id)
 
         decision = domain.triage(sub, policies=self._policies, registry=self._registry)
         if isinstance(decision, domain.Refused):
@@ -193,7 +199,8 @@ class Intake:
         case_id: str,
         now: datetime,
     ) -> str:
-        """A new case for an accepted submission: received, then accepted (triaged)."""
+        """A new case for a submission the automatic rules let through: received, then
+        triaged (`CaseAccepted`; hospitals hear `received`/`triaged`)."""
         await store.add_case(conn, case_id, person_id=person_id, open=True)
         await emit(
             conn,
@@ -302,8 +309,9 @@ async def emit_rejected(
 
 
 class _Rejecter:
-    """Rejections of one hospital record: to the referral's case if it has one, else a new,
-    closed case, so the hospital always gets an answer under its referral id."""
+    """Refusals of one broken hospital record: under the referral's case if it has one
+    (the record is refused, the referral goes on), else a new, closed case rejected, so
+    the hospital always gets an answer under its referral id."""
 
     def __init__(
         self,
@@ -317,20 +325,35 @@ class _Rejecter:
 
     async def send(self, reason_code: str, reason: str, errors: list[FieldError]) -> None:
         existing = await store.find(self._conn, self._hospital_id, self._referral_id)
-        if existing is None:
-            case_id = new_case_id()
-            await store.add_case(self._conn, case_id, person_id=None, open=False)
-            await store.add_referral(
+        if existing is not None:
+            # The referral exists: the broken record is refused, the referral goes on.
+            log.info("record refused", case_id=existing.case_id, reason_code=reason_code)
+            await emit(
                 self._conn,
-                hospital_id=self._hospital_id,
-                referral_id=self._referral_id,
-                case_id=case_id,
-                content_hash=None,
-                outcome=f"rejected:{reason_code}",
-                submission=None,
+                CaseSubmissionRefused(
+                    case_id=existing.case_id,
+                    hospital_id=self._hospital_id,
+                    referral_id=self._referral_id,
+                    occurred_at=datetime.now(UTC),
+                    reason_code=reason_code,  # type: ignore[arg-type]
+                    reason=reason,
+                    errors=errors,
+                ),
+                service=SERVICE,
+                cause=self._record,
             )
-        else:
-            case_id = existing.case_id
+            return
+        case_id = new_case_id()
+        await store.add_case(self._conn, case_id, person_id=None, open=False)
+        await store.add_referral(
+            self._conn,
+            hospital_id=self._hospital_id,
+            referral_id=self._referral_id,
+            case_id=case_id,
+            content_hash=None,
+            outcome=f"rejected:{reason_code}",
+            submission=None,
+        )
         await emit_rejected(
             self._conn,
             self._record,

@@ -1,7 +1,9 @@
-"""Pure translation of case events into the hospital's status updates.
+"""Pure translation of case events into the steps hospitals hear of.
 
 The table of what each internal event means to a hospital lives here and only
-here; the hospital contract lists the statuses and reason codes.
+here; which step may follow which is the FHIR Task state machine
+(`contracts.fhir_task`), applied in `status_machine`. The reason texts, English and
+Korean, come from the contract's table (`contracts.reasons`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from contracts.cases import CaseEvent
 from contracts.hospital_v1 import Status
 from contracts.intake import CaseAccepted, CaseCancelled, CaseReceived, CaseRejected
 from contracts.outcome import CaseClosed
+from contracts.reasons import REASONS
 from contracts.referral import (
     CarePlanSet,
     CaseFailed,
@@ -20,46 +23,93 @@ from contracts.referral import (
     ReviewCompleted,
     ServicesLinked,
 )
-from contracts.scheduling import CaseOnHold, VisitDone, VisitScheduled
+from contracts.scheduling import CaseOnHold, CaseResumed, VisitDone, VisitScheduled
 
-# After these the case does not change any more; only repeats are sent.
-FINAL = frozenset({Status.COMPLETED, Status.CANCELLED, Status.FAILED, Status.REJECTED})
-
-REVIEW_REASONS = {
-    "can-manage-alone": "the review found the patient can manage daily life alone",
-    "family-caregiver-available": "the review found a family caregiver is available",
-    "covered-by-public-care": "the patient is already covered by an equivalent public care service",
-    "declined-by-patient": "the patient declined the service",
-}
-HOLD_REASONS = {
-    "discharge-postponed": "the expected discharge moved beyond the planning horizon",
-    "readmitted": "the patient was readmitted; the post-discharge visit waits for the new discharge",
-    "unreachable": "the patient could not be reached after repeated attempts",
-    "waitlisted": "no provider can take the care plan now; it will be planned again",
-}
-FAIL_REASONS = {
-    "cap-exhausted": "the person's annual cap of publicly paid services is used up",
-    "could-not-deliver": "the planned services could not be delivered",
-}
+# The business status of a refused record: the referral's status is repeated with it.
+SUBMISSION_REFUSED = "submission-refused"
+# The business status of a hold's end: back to the status the hold left.
+RESUMED = "resumed"
 
 
 @dataclass(frozen=True)
 class Update:
+    """One update's content as a hospital receives it (without its sequence)."""
+
     status: Status
     business_status: str
     reason_code: str | None = None
     reason: str | None = None
+    reason_ko: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status.value,
+            "business_status": self.business_status,
+            "reason_code": self.reason_code,
+            "reason": self.reason,
+            "reason_ko": self.reason_ko,
+            "details": self.details,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Update:
+        return cls(
+            Status(data["status"]),
+            data["business_status"],
+            data.get("reason_code"),
+            data.get("reason"),
+            data.get("reason_ko"),
+            dict(data.get("details") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class Resume:
+    """A hold ended: back to the status the hold left, whatever it was (the state
+    machine knows it, the event does not)."""
+
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def translate(event: CaseEvent) -> Update | None:
-    """The hospital's view of one case event; None when the hospital need not hear of it."""
+Step = Update | Resume
+
+
+def reason_texts(code: str, reason: str | None = None) -> tuple[str, str]:
+    """(reason, reason_ko) for a reason code: the contract's table, with a more precise
+    English `reason` when the event has one. A code outside the table (a producer newer
+    than this table) still gets both texts."""
+    row = REASONS.get(code)
+    if row is None:
+        return reason or code, f"사유 코드: {code}"
+    return reason or row.en, row.ko
+
+
+def with_reason(
+    status: Status,
+    business_status: str,
+    code: str,
+    *,
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> Update:
+    en, ko = reason_texts(code, reason)
+    return Update(status, business_status, code, en, ko, details or {})
+
+
+def translate(event: CaseEvent) -> Step | None:
+    """The hospital's view of one case event; None when the hospital need not hear of it.
+
+    Records refused under an existing referral (`CaseSubmissionRefused`), repeats and
+    joins depend on where a referral stands: `status_machine` answers those."""
     match event:
         case CaseReceived():
             return Update(Status.RECEIVED, "received")
         case CaseAccepted():
+            # The automatic triage is a step of `received` (revision 2): only a person's
+            # review makes the case `accepted`.
             return Update(
-                Status.ACCEPTED,
+                Status.RECEIVED,
                 "triaged",
                 details={
                     "fee_support": event.fee_support,
@@ -67,11 +117,19 @@ def translate(event: CaseEvent) -> Update | None:
                     "review_deadline": event.review_deadline.isoformat(),
                 },
             )
+        case ReviewCompleted(decision="eligible"):
+            return Update(Status.ACCEPTED, "reviewed")
+        case ReviewCompleted():
+            code: str = event.reason_code or "ineligible"
+            # A patient who declines is cancelled (never rejected: the patient, not the
+            # programme, said no); the review's other refusals reject the referral.
+            status = Status.CANCELLED if code == "declined-by-patient" else Status.REJECTED
+            return with_reason(status, code, code)
         case CaseRejected():
-            return Update(
+            return with_reason(
                 Status.REJECTED,
                 event.reason_code,
-                reason_code=event.reason_code,
+                event.reason_code,
                 reason=event.reason,
                 details={"errors": [e.model_dump() for e in event.errors]} if event.errors else {},
             )
@@ -96,23 +154,15 @@ def translate(event: CaseEvent) -> Update | None:
                     "findings": list(event.findings),
                 },
             )
-        case ReviewCompleted(decision="ineligible"):
-            code = event.reason_code or "ineligible"
-            status = Status.CANCELLED if code == "declined-by-patient" else Status.REJECTED
-            return Update(status, code, reason_code=code, reason=REVIEW_REASONS.get(code, code))
         case CaseOnHold():
-            return Update(
-                Status.ON_HOLD,
-                event.reason_code,
-                reason_code=event.reason_code,
-                reason=HOLD_REASONS[event.reason_code],
-            )
+            return with_reason(Status.ON_HOLD, event.reason_code, event.reason_code)
+        case CaseResumed():
+            return Resume(details={"visit": event.kind})
         case CaseWaitlisted():
-            return Update(
+            return with_reason(
                 Status.ON_HOLD,
                 "waitlisted",
-                reason_code="waitlisted",
-                reason=HOLD_REASONS["waitlisted"],
+                "waitlisted",
                 details={"retry_at": event.retry_at.isoformat()},
             )
         case CaseFailed():
@@ -122,13 +172,7 @@ def translate(event: CaseEvent) -> Update | None:
                     "annual_cap_krw": event.annual_cap_krw,
                     "cap_remaining_krw": event.cap_remaining_krw,
                 }
-            return Update(
-                Status.FAILED,
-                event.reason_code,
-                reason_code=event.reason_code,
-                reason=FAIL_REASONS[event.reason_code],
-                details=details,
-            )
+            return with_reason(Status.FAILED, event.reason_code, event.reason_code, details=details)
         case CarePlanSet():
             return Update(
                 Status.IN_PROGRESS,
@@ -138,12 +182,7 @@ def translate(event: CaseEvent) -> Update | None:
         case ServicesLinked():
             return Update(Status.IN_PROGRESS, "services-linked")
         case CaseCancelled():
-            return Update(
-                Status.CANCELLED,
-                event.reason_code.value,
-                reason_code=event.reason_code.value,
-                reason="the hospital withdrew the referral",
-            )
+            return with_reason(Status.CANCELLED, event.reason_code.value, event.reason_code.value)
         case CaseClosed():
             return Update(
                 Status.COMPLETED, "closed", details={"outcome_report": outcome_report(event)}

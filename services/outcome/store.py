@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
+
+from services.outcome.status_machine import Feed
 
 
 async def case(conn: asyncpg.Connection, case_id: str) -> asyncpg.Record:
@@ -18,41 +21,50 @@ async def case(conn: asyncpg.Connection, case_id: str) -> asyncpg.Record:
     return row
 
 
-async def follow(
+async def feeds(
     conn: asyncpg.Connection, case_id: str, hospital_id: str, referral_id: str
-) -> None:
-    """Make the referral one that hears of this case (idempotent). A referral first
-    refused as a broken record and then submitted properly moves to the new case,
-    keeping its sequence."""
-    await conn.execute(
-        """INSERT INTO referrals (hospital_id, referral_id, case_id) VALUES ($1, $2, $3)
-           ON CONFLICT (hospital_id, referral_id) DO UPDATE SET case_id = EXCLUDED.case_id
-           WHERE referrals.case_id <> EXCLUDED.case_id""",
+) -> list[asyncpg.Record]:
+    """The feeds of every referral following the case, and of the referral the event
+    names wherever it is (it may be about to follow this case), locked: a referral's
+    sequence and status change only under this transaction."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """SELECT hospital_id, referral_id, case_id, sequence, status, held_from
+             FROM referrals
+            WHERE case_id = $1 OR (hospital_id = $2 AND referral_id = $3)
+            ORDER BY hospital_id, referral_id
+              FOR UPDATE""",
+        case_id,
         hospital_id,
         referral_id,
-        case_id,
-    )
-
-
-async def followers(conn: asyncpg.Connection, case_id: str) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await conn.fetch(
-        "SELECT hospital_id, referral_id FROM referrals WHERE case_id = $1 ORDER BY hospital_id, referral_id",
-        case_id,
     )
     return rows
 
 
-async def next_sequence(conn: asyncpg.Connection, hospital_id: str, referral_id: str) -> int:
-    sequence: int = await conn.fetchval(
-        """UPDATE referrals SET sequence = sequence + 1
-           WHERE hospital_id = $1 AND referral_id = $2 RETURNING sequence""",
-        hospital_id,
-        referral_id,
+async def save_feeds(conn: asyncpg.Connection, case_id: str, feeds: Sequence[Feed]) -> None:
+    """Write the feeds a decision changed; each follows this case from now on."""
+    if not feeds:
+        return
+    await conn.executemany(
+        """INSERT INTO referrals (hospital_id, referral_id, case_id, sequence, status, held_from)
+           VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (hospital_id, referral_id) DO UPDATE
+              SET case_id = EXCLUDED.case_id, sequence = EXCLUDED.sequence,
+                  status = EXCLUDED.status, held_from = EXCLUDED.held_from""",
+        [
+            (
+                f.hospital_id,
+                f.referral_id,
+                case_id,
+                f.sequence,
+                f.position.status.value if f.position.status else None,
+                f.position.held_from.value if f.position.held_from else None,
+            )
+            for f in feeds
+        ],
     )
-    return sequence
 
 
-async def save_status(conn: asyncpg.Connection, case_id: str, **fields: Any) -> None:
+async def save_case(conn: asyncpg.Connection, case_id: str, fields: dict[str, Any]) -> None:
     columns = ", ".join(f"{name} = ${i}" for i, name in enumerate(fields, start=2))
     await conn.execute(
         f"UPDATE cases SET {columns}, updated_at = now() WHERE case_id = $1",

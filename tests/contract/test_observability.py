@@ -49,7 +49,18 @@ OBSERVABILITY_SERVICES = {"prometheus", "grafana", "jaeger", "kafka-exporter"}
 
 # Label names a carelink metric may have: names of services, consumers, topics,
 # outcomes, checks, task kinds and priorities. Never an id or a payload value.
-ALLOWED_LABELS = {"service", "consumer", "outcome", "source_topic", "check", "kind", "priority"}
+# from_status, to_status: FHIR Task statuses of the contract, a closed set of words.
+ALLOWED_LABELS = {
+    "service",
+    "consumer",
+    "outcome",
+    "source_topic",
+    "check",
+    "kind",
+    "priority",
+    "from_status",
+    "to_status",
+}
 
 # Metrics the rules and the dashboard may use that carelink does not define, with who
 # exports them: the scrape job that must exist for them.

@@ -78,6 +78,13 @@ RETENTION_DELETED = Counter(
     " CARELINK_OUTBOX_RETENTION_HOURS; inbox: event ids past CARELINK_INBOX_RETENTION_DAYS)",
     ["service", "kind"],
 )
+ILLEGAL_STATUS_MOVES = Counter(
+    "carelink_illegal_status_moves_total",
+    "Hospital updates the outcome service refused to send because the move breaks the FHIR"
+    " Task state machine of the hospital contract (must stay 0: a producer or the table is"
+    " wrong), by the statuses of the move",
+    ["service", "from_status", "to_status"],
+)
 
 # One pass over the unpublished rows (the partial index outbox_unpublished) and one over
 # the set-aside ones (outbox_set_aside, normally empty): never a scan of published rows.

@@ -63,6 +63,11 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "reason": "the submission does not match the contract",
         "errors": [{"field": "patient.household_size", "message": "too large", "type": "le"}],
     },
+    "carelink.case.submission-refused.v1": {
+        "reason_code": "conflicting-duplicate",
+        "reason": "this referral_id was already used for a different submission",
+        "errors": [],
+    },
     "carelink.case.status-requested.v1": {},
     "carelink.case.linked.v1": {},
     "carelink.case.link-declined.v1": {},

@@ -217,12 +217,16 @@ def stored(
     ("existing", "expected"),
     [
         (None, "first"),
-        (stored(content_hash=None), "after-broken"),
         (stored(content_hash="h1"), "identical"),
         (stored(content_hash="h0"), "conflicting"),
+        # Revision 2: a finished referral id takes no submission at all, not even a
+        # corrected one after a broken record (content_hash None, closed).
+        (stored(content_hash=None, open=False), "finished"),
+        (stored(content_hash="h1", open=False), "finished"),
+        (stored(content_hash="h0", open=False), "finished"),
     ],
 )
-def test_repeat_of_tells_a_first_submission_from_a_resend_or_a_conflict(
+def test_repeat_of_tells_a_first_submission_from_a_resend_a_conflict_or_a_finished_id(
     existing: StoredReferral | None, expected: str
 ) -> None:
     assert domain.repeat_of(existing, "h1") == expected

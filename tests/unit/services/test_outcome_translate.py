@@ -18,10 +18,12 @@ from contracts.intake import (
     CaseReceived,
     CaseRejected,
     CaseStatusRequested,
+    CaseSubmissionRefused,
     DischargeDateChanged,
     FieldError,
 )
 from contracts.outcome import CaseClosed, CaseLinkDeclined
+from contracts.reasons import REASONS
 from contracts.referral import (
     CarePlanSet,
     CaseFailed,
@@ -32,7 +34,7 @@ from contracts.referral import (
     ServicesLinked,
 )
 from contracts.scheduling import CaseOnHold, CaseResumed, VisitDone, VisitKind, VisitScheduled
-from services.outcome.domain import Update, translate
+from services.outcome.domain import Resume, Update, translate
 
 AT = datetime(2025, 3, 1, 1, 0, tzinfo=UTC)
 COMMON: dict[str, Any] = {
@@ -159,14 +161,20 @@ def every_event() -> list[CaseEvent]:
         CaseLinked(**COMMON),
         CaseLinkDeclined(**COMMON),
         CaseStatusRequested(**COMMON),
+        CaseSubmissionRefused(**COMMON, reason_code="conflicting-duplicate", reason="used"),
     ]
     return events
 
 
 def translated(event: CaseEvent) -> Update:
     update = translate(event)
-    assert update is not None, type(event).__name__
+    assert isinstance(update, Update), type(event).__name__
     return update
+
+
+def updates() -> list[tuple[CaseEvent, Update]]:
+    """Every sample event that translates to an update of its own."""
+    return [(e, u) for e in every_event() if isinstance(u := translate(e), Update)]
 
 
 def test_samples_cover_every_registered_case_event_type() -> None:
@@ -178,10 +186,11 @@ def test_case_received_is_received_received() -> None:
     assert (update.status, update.business_status) == (Status.RECEIVED, "received")
 
 
-def test_case_accepted_is_accepted_triaged_with_fee_support_centre_and_review_deadline() -> None:
+def test_case_accepted_is_received_triaged_with_fee_support_centre_and_review_deadline() -> None:
     event = accepted()
     update = translated(event)
-    assert (update.status, update.business_status) == (Status.ACCEPTED, "triaged")
+    # Revision 2: the automatic triage is a step of `received`; no person decided yet.
+    assert (update.status, update.business_status) == (Status.RECEIVED, "triaged")
     assert update.details == {
         "fee_support": "self-pay",
         "centre_id": "centre-songpa-gu",
@@ -309,42 +318,74 @@ def test_review_completed_declined_by_patient_is_cancelled() -> None:
     )
 
 
+def test_review_completed_eligible_is_accepted_reviewed() -> None:
+    update = translated(ReviewCompleted(**COMMON, decision="eligible"))
+    assert (update.status, update.business_status, update.reason_code) == (
+        Status.ACCEPTED,
+        "reviewed",
+        None,
+    )
+
+
+def test_case_resumed_is_a_return_to_the_status_the_hold_left() -> None:
+    step = translate(CaseResumed(**COMMON, kind="post-discharge"))
+    assert step == Resume(details={"visit": "post-discharge"})
+
+
 @pytest.mark.parametrize(
     "event",
     [
-        ReviewCompleted(**COMMON, decision="eligible"),
         CaseDischarged(**COMMON, discharged_at=AT),
         DischargeDateChanged(**COMMON, expected_discharge_date=date(2025, 3, 9)),
-        CaseResumed(**COMMON, kind="post-discharge"),
         CaseReadmitted(**COMMON, expected_discharge_date=date(2025, 3, 20)),
         CaseLinked(**COMMON),
         CaseLinkDeclined(**COMMON),
         CaseStatusRequested(**COMMON),
+        CaseSubmissionRefused(**COMMON, reason_code="conflicting-duplicate", reason="used"),
     ],
     ids=lambda e: type(e).__name__,
 )
-def test_events_the_hospital_need_not_hear_of_translate_to_none(event: CaseEvent) -> None:
+def test_events_that_are_no_step_of_their_own_translate_to_none(event: CaseEvent) -> None:
+    # Joins, repeats and refused records depend on where a referral stands: the
+    # status machine answers them (tests/unit/services/test_outcome_status_machine.py).
     assert translate(event) is None
 
 
-def test_every_update_that_needs_a_reason_has_reason_code_and_reason() -> None:
+def test_every_update_that_needs_a_reason_has_reason_code_reason_and_reason_ko() -> None:
     needing = [
         (type(event).__name__, update)
-        for event in every_event()
-        if (update := translate(event)) is not None and update.status in STATUSES_NEEDING_REASON
+        for event, update in updates()
+        if update.status in STATUSES_NEEDING_REASON
     ]
-    without = [(name, u.status) for name, u in needing if not (u.reason_code and u.reason)]
+    without = [
+        (name, u.status) for name, u in needing if not (u.reason_code and u.reason and u.reason_ko)
+    ]
     # rejected x6 + review x3, on-hold x4, failed x2, cancelled x5 + declined-by-patient
     assert len(needing) == len(REJECTED_CODES) + 3 + len(HOLD_CODES) + 1 + len(FAIL_CODES) + 6
     assert without == []
 
 
+def test_reason_ko_is_the_contract_tables_korean_text_wherever_there_is_a_reason() -> None:
+    with_reason = [u for _, u in updates() if u.reason is not None]
+    assert with_reason
+    for update in with_reason:
+        assert update.reason_code is not None
+        assert update.reason_ko == REASONS[update.reason_code].ko
+
+
+def test_every_contract_reason_code_is_in_the_bilingual_table() -> None:
+    codes = {u.reason_code for _, u in updates() if u.reason_code}
+    assert codes <= set(REASONS)
+    assert set(REJECTED_CODES) | set(HOLD_CODES) | set(FAIL_CODES) <= set(REASONS)
+    assert {c.value for c in CancelReason} <= set(REASONS)
+    for row in REASONS.values():
+        assert all((row.en, row.ko, row.label_en, row.label_ko)), row.code
+        assert any("\uac00" <= ch <= "\ud7a3" for ch in row.ko), row.code  # Hangul
+
+
 def test_every_update_builds_a_valid_status_changed() -> None:
     built = 0
-    for event in every_event():
-        update = translate(event)
-        if update is None:
-            continue
+    for event, update in updates():
         message = StatusChanged.model_validate(
             {
                 "referral_id": event.referral_id,
@@ -354,6 +395,7 @@ def test_every_update_builds_a_valid_status_changed() -> None:
                 "business_status": update.business_status,
                 "reason_code": update.reason_code,
                 "reason": update.reason,
+                "reason_ko": update.reason_ko,
                 "occurred_at": event.occurred_at,
                 "details": update.details,
             }
@@ -361,9 +403,10 @@ def test_every_update_builds_a_valid_status_changed() -> None:
         # And it survives the trip through JSON the hospital receives.
         assert StatusChanged.model_validate_json(message.model_dump_json()) == message
         built += 1
-    assert built == len(every_event()) - 8  # all but the eight events hospitals need not hear of
+    # All but the seven events that are no step of their own and CaseResumed (a Resume).
+    assert built == len(every_event()) - 8
 
 
 def test_every_contract_status_is_reachable_from_some_event() -> None:
-    reached = {u.status for u in map(translate, every_event()) if u is not None}
+    reached = {u.status for _, u in updates()}
     assert reached == set(Status)
