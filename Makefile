@@ -10,10 +10,13 @@ STAMP  := $(VENV)/.installed
 help: ## show this help
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# The runtime dependencies come from the hashed lock, as in the image, so tests and CI
+# run what production runs; the tools and test dependencies are added on top.
+$(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "carelink needs Python 3.11 or newer")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --require-hashes --only-binary=:all: -r requirements.lock
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
