@@ -8,6 +8,7 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
+from services.console import metrics
 from services.console.app import create_app
 from services.console.settings import ConsoleSettings
 from services.lib.runtime.logging import configure_logging
@@ -36,6 +37,7 @@ def main() -> int:
         log_file=settings.log_file,
     )
     app = create_app(settings)
+    metrics.serve(settings.metrics_host, settings.metrics_port)
     server = _Server(
         uvicorn.Config(
             app,

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.console import api, pages
+from services.console import api, metrics, pages
 from services.console.auth import Sessions, load_users
 from services.console.clients import ServiceClient, Services
 from services.console.desk import Desk
@@ -121,6 +121,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _install_error_handlers(app)
     app.add_middleware(SecurityHeaders)
+    app.middleware("http")(metrics.observe_requests)
     # Traces (its requests, and its calls to the services, which continue them) only when
     # the standard OTEL_* settings ask for them: services.lib.runtime.tracing.
     tracing.setup("console")

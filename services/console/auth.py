@@ -25,6 +25,8 @@ from typing import Any, Literal
 import yaml
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from services.console.metrics import SIGN_INS
+
 Role = Literal["coordinator", "lead"]
 ROLES: tuple[Role, ...] = ("coordinator", "lead")
 COOKIE = "carelink_session"
@@ -108,8 +110,11 @@ class UserBook:
         user = self._users.get(username)
         if user is None:
             verify_password(password, _DUMMY_HASH)
-            return None
-        return user if verify_password(password, user.password_hash) else None
+        elif verify_password(password, user.password_hash):
+            SIGN_INS.labels("accepted").inc()
+            return user
+        SIGN_INS.labels("refused").inc()
+        return None
 
 
 def load_users(path: Path) -> UserBook:

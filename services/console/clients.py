@@ -16,12 +16,14 @@ answer, the console answers 503 naming it.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from services.console.errors import UNAVAILABLE, ConsoleError
+from services.console.metrics import CALL_SECONDS, CALLS, call_outcome
 from services.lib.runtime.callers import actor_headers
 from services.lib.runtime.logging import get_logger
 
@@ -72,7 +74,7 @@ class ServiceClient:
         attempt = 0
         while True:
             try:
-                response = await self._http.get(path, params=params, headers=self._headers(who))
+                response = await self._send("GET", path, params=params, headers=self._headers(who))
             except httpx.TransportError as exc:
                 if attempt < self._retries:
                     attempt += 1
@@ -90,7 +92,7 @@ class ServiceClient:
     async def post(self, path: str, who: OnBehalfOf, body: dict[str, Any] | None = None) -> Any:
         """An action: sent once, never again blindly."""
         try:
-            response = await self._http.post(path, json=body, headers=self._headers(who))
+            response = await self._send("POST", path, json=body, headers=self._headers(who))
         except httpx.ConnectError as exc:
             # No connection, so the request never left: nothing was done.
             raise self._unavailable(exc, "is not available right now: nothing was done") from None
@@ -101,6 +103,18 @@ class ServiceClient:
                 "look at the task again before repeating it",
             ) from None
         return self._answer(response)
+
+    async def _send(self, method: str, path: str, **options: Any) -> httpx.Response:
+        """One call, counted and timed under the service's name (never the path)."""
+        started = time.perf_counter()
+        status: int | None = None
+        try:
+            response = await self._http.request(method, path, **options)
+            status = response.status_code
+            return response
+        finally:
+            CALLS.labels(self.name, call_outcome(status)).inc()
+            CALL_SECONDS.labels(self.name).observe(time.perf_counter() - started)
 
     async def ready(self, timeout_s: float = 3.0) -> bool:
         """The service's own readiness (/health/ready: its broker and database answer)."""

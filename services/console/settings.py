@@ -49,6 +49,11 @@ class ConsoleSettings(BaseSettings):
     service_timeout_s: float = Field(default=5.0, gt=0, le=60)
     read_retries: int = Field(default=2, ge=0, le=5)
 
+    # The console's metrics (/metrics) on a port of their own, for the scraper only;
+    # 0 = not served. Bind to 0.0.0.0 in a container so the scraper can reach it.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+
     # How often the queue's live refresh asks the task services whether a queue changed.
     events_poll_interval_s: float = Field(default=2.0, gt=0)
     events_keepalive_s: float = Field(default=15.0, gt=0)

@@ -60,6 +60,7 @@ ALLOWED_LABELS = {
     "priority",
     "from_status",
     "to_status",
+    "route",  # the console's route templates, e.g. /api/tasks/{service}/{task_id}
 }
 
 # Metrics the rules and the dashboard may use that carelink does not define, with who
@@ -456,7 +457,11 @@ def test_carelink_scrape_targets_are_the_services_health_ports(
 def test_every_scrape_target_is_a_compose_service_and_port(
     scrape_jobs: dict[str, dict[str, Any]], services: dict[str, dict[str, Any]]
 ) -> None:
-    ports = {"prometheus": "9090", "kafka-exporter": "9308"}
+    ports = {
+        "prometheus": "9090",
+        "kafka-exporter": "9308",
+        "console": _environment(services["console"])["CARELINK_CONSOLE_METRICS_PORT"],
+    }
     for name, job in scrape_jobs.items():
         for config in job["static_configs"]:
             for target in config["targets"]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -18,7 +19,9 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from prometheus_client import REGISTRY, generate_latest
 
+from services.console import metrics
 from services.console.app import create_app
 from services.console.settings import ConsoleSettings
 from services.tools.simulators.hospital_io import publish
@@ -175,3 +178,67 @@ async def test_with_every_service_down_one_answer_names_them_all(console: Consol
         queue = await client.get("/api/queue", headers=songpa)
         assert_unavailable(queue, "referral")
         assert "scheduling" in queue.json()["message"]
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_the_console_counts_its_answers_its_calls_and_its_sign_ins(console: Console) -> None:
+    def queue_answers() -> float:
+        return _sample("carelink_console_requests_total", route="/api/queue", outcome="2xx")
+
+    before = {
+        "accepted": _sample("carelink_console_sign_ins_total", outcome="accepted"),
+        "refused": _sample("carelink_console_sign_ins_total", outcome="refused"),
+        "queue": queue_answers(),
+        "referral": _sample(
+            "carelink_console_service_calls_total", service="referral", outcome="ok"
+        ),
+        "down": _sample(
+            "carelink_console_service_calls_total", service="scheduling", outcome="unavailable"
+        ),
+    }
+    async with console("scheduling") as client:
+        wrong = await client.post("/api/login", json={"username": "songpa", "password": "nope"})
+        assert wrong.status_code == 401
+        headers = await sign_in(client)
+        r = await client.get("/api/queue", params={"kind": "review"}, headers=headers)
+        assert r.status_code == 200, r.text
+        r = await client.get("/api/queue", headers=headers)
+        assert r.status_code == 503, r.text
+        r = await client.get("/api/tasks/referral/999999999", headers=headers)
+    assert _sample("carelink_console_sign_ins_total", outcome="accepted") == before["accepted"] + 1
+    assert _sample("carelink_console_sign_ins_total", outcome="refused") == before["refused"] + 1
+    assert queue_answers() == before["queue"] + 1
+    assert (
+        _sample("carelink_console_service_calls_total", service="referral", outcome="ok")
+        > before["referral"]
+    )
+    # A read is tried again (read_retries=1): two calls found nothing listening.
+    assert (
+        _sample("carelink_console_service_calls_total", service="scheduling", outcome="unavailable")
+        >= before["down"] + 2
+    )
+    # A path with an id is counted under its route template, never under the id.
+    assert (
+        _sample(
+            "carelink_console_requests_total", route="/api/tasks/{service}/{task_id}", outcome="4xx"
+        )
+        >= 1
+    )
+    exposed = generate_latest(REGISTRY).decode()
+    assert "999999999" not in exposed
+    assert "songpa" not in exposed
+
+
+def test_the_console_serves_its_metrics_on_their_own_port_only_when_asked() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    metrics.serve("127.0.0.1", 0)  # 0: not served, nothing binds
+    metrics.serve("127.0.0.1", port)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        body = answer.read().decode()
+    assert "carelink_console_requests_total" in body
+    assert "carelink_console_sign_ins_total" in body
