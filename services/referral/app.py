@@ -22,6 +22,7 @@ SPEC: ServiceSpec[ReferralSettings] = ServiceSpec(
     name="referral",
     settings=ReferralSettings,
     policy_dir=lambda settings: settings.policy_dir,
+    providers_file=lambda settings: settings.providers_file,
     migrations=Path(__file__).with_name("migrations"),
     extra_migrations=(("tasks", TASKS_MIGRATIONS),),
     topics=lambda _registry: [CASES],

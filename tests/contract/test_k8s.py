@@ -213,6 +213,7 @@ def test_the_config_kustomization_holds_every_configuration_file_but_the_account
     config = yaml.safe_load((config_dir / "kustomization.yaml").read_text("utf-8"))
     files = {item["name"]: set(item["files"]) for item in config["configMapGenerator"]}
     assert files["carelink-registry"] == {"registry.yaml"}
+    assert files["carelink-providers"] == {"providers.yaml"}
     policies = {p.relative_to(config_dir).as_posix() for p in config_dir.glob("policy/*.yaml")}
     assert files["carelink-policy"] == policies, "add the new policy file to the list"
     # Every other configuration file too (a new one needs its ConfigMap and a mount).
@@ -564,6 +565,10 @@ def test_registry_and_policies_come_from_the_generated_config_maps(
     maps = {doc["metadata"]["name"]: doc for doc in _of(docs, "ConfigMap")}
     registry = next(m for n, m in maps.items() if n.startswith("carelink-registry-"))
     policy = next(m for n, m in maps.items() if n.startswith("carelink-policy-"))
+    providers = next(m for n, m in maps.items() if n.startswith("carelink-providers-"))
+    assert providers["data"]["providers.yaml"] == (
+        ROOT / "deploy/config/providers.yaml"
+    ).read_text("utf-8")
     assert registry["data"]["registry.yaml"] == (ROOT / "deploy/config/registry.yaml").read_text(
         "utf-8"
     )
@@ -576,6 +581,8 @@ def test_registry_and_policies_come_from_the_generated_config_maps(
         wanted = {"CARELINK_REGISTRY_FILE": registry["metadata"]["name"]}
         if name in {"intake", "referral"}:
             wanted["CARELINK_POLICY_DIR"] = policy["metadata"]["name"]
+        if name == "referral":
+            wanted["CARELINK_PROVIDERS_FILE"] = providers["metadata"]["name"]
         for variable, config_map in wanted.items():
             path = env[variable]
             directory = path if variable == "CARELINK_POLICY_DIR" else str(Path(path).parent)

@@ -4,6 +4,7 @@ Pure: no I/O except reading the configuration files under ``deploy/config``.
 
     registry = load_registry()              # $CARELINK_REGISTRY_FILE or deploy/config/registry.yaml
     book = load_policies()                  # $CARELINK_POLICY_DIR or deploy/config/policy/
+    providers = load_providers(registry)    # $CARELINK_PROVIDERS_FILE or deploy/config/providers.yaml
     for line in book.report(): log(line)    # missing values and fallback gaps, at start
     policy = book.for_date(seoul_date(submitted_at))
 """
@@ -28,6 +29,7 @@ from services.lib.policy.policy import (
     load_policies,
     load_policy_file,
 )
+from services.lib.policy.providers import Provider, Providers, load_providers
 from services.lib.policy.registry import (
     CareSosCentre,
     Hospital,
@@ -78,6 +80,8 @@ __all__ = [
     "PolicyError",
     "PolicyIncomplete",
     "PolicyNotFound",
+    "Provider",
+    "Providers",
     "Refusal",
     "Registry",
     "RuleError",
@@ -92,6 +96,7 @@ __all__ = [
     "fit_to_cap",
     "load_policies",
     "load_policy_file",
+    "load_providers",
     "load_registry",
     "median_income",
     "price_plan",

@@ -24,7 +24,15 @@ import uvicorn
 from fastapi import FastAPI
 
 from contracts.topics import all_topics
-from services.lib.policy import PolicyBook, PolicyError, Registry, load_policies, load_registry
+from services.lib.policy import (
+    PolicyBook,
+    PolicyError,
+    Providers,
+    Registry,
+    load_policies,
+    load_providers,
+    load_registry,
+)
 from services.lib.runtime import db, kafka, metrics, tracing
 from services.lib.runtime.health import health_app
 from services.lib.runtime.logging import broker_logger, configure_logging, get_logger
@@ -50,12 +58,19 @@ class ServiceContext(Generic[S]):
     pool: asyncpg.Pool
     registry: Registry
     loaded_policies: PolicyBook | None = None
+    loaded_providers: Providers | None = None
 
     @property
     def policies(self) -> PolicyBook:
         if self.loaded_policies is None:
             raise PolicyNotLoaded("set ServiceSpec.policy_dir to load the yearly policies")
         return self.loaded_policies
+
+    @property
+    def providers(self) -> Providers:
+        if self.loaded_providers is None:
+            raise PolicyNotLoaded("set ServiceSpec.providers_file to load the providers")
+        return self.loaded_providers
 
 
 @dataclass(frozen=True)
@@ -69,6 +84,8 @@ class ServiceSpec(Generic[S]):
     handler: Callable[[ServiceContext[S]], Handler]
     # Where the yearly policy files are, for the services that apply them; None = not used.
     policy_dir: Callable[[S], Path | None] | None = None
+    # Where the contracted providers file is, for the services that order from them.
+    providers_file: Callable[[S], Path | None] | None = None
     # Migrations of shared libraries the service uses (e.g. the tasks table), applied first.
     extra_migrations: Sequence[tuple[str, Path]] = ()
     routes: Callable[[FastAPI, ServiceContext[S]], None] | None = None
@@ -90,6 +107,11 @@ async def run_service(spec: ServiceSpec[S], settings: S, stop: asyncio.Event | N
         policies = load_policies(spec.policy_dir(settings))
         for gap in policies.report():
             log.warning("policy gap", detail=gap)
+    providers = None
+    if spec.providers_file is not None:
+        providers = load_providers(registry, spec.providers_file(settings))
+        for gap in providers.report(registry):
+            log.warning("provider gap", detail=gap)
     url = settings.resolved_database_url()
 
     pool = await _connect_with_retry(url, settings, stop)
@@ -124,7 +146,11 @@ async def run_service(spec: ServiceSpec[S], settings: S, stop: asyncio.Event | N
         )
 
         context = ServiceContext(
-            settings=settings, pool=pool, registry=registry, loaded_policies=policies
+            settings=settings,
+            pool=pool,
+            registry=registry,
+            loaded_policies=policies,
+            loaded_providers=providers,
         )
         pipeline = Pipeline(
             service=spec.name,
