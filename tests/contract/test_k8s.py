@@ -566,9 +566,9 @@ def test_registry_and_policies_come_from_the_generated_config_maps(
     registry = next(m for n, m in maps.items() if n.startswith("carelink-registry-"))
     policy = next(m for n, m in maps.items() if n.startswith("carelink-policy-"))
     providers = next(m for n, m in maps.items() if n.startswith("carelink-providers-"))
-    assert providers["data"]["providers.yaml"] == (
-        ROOT / "deploy/config/providers.yaml"
-    ).read_text("utf-8")
+    assert providers["data"]["providers.yaml"] == (ROOT / "deploy/config/providers.yaml").read_text(
+        "utf-8"
+    )
     assert registry["data"]["registry.yaml"] == (ROOT / "deploy/config/registry.yaml").read_text(
         "utf-8"
     )
