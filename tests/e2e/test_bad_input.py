@@ -32,7 +32,9 @@ from services.lib.runtime.deadletter import (
 )
 from services.tools.simulators.hospital_io import Update, UpdatesReader, publish
 from services.tools.simulators.referrals import FakeHospital
+from services.tools.simulators.staff import Staff
 from services.tools.stack import SystemInfo
+from tests.e2e.feeds import assert_feed_legal
 
 pytestmark = pytest.mark.e2e
 
@@ -201,7 +203,8 @@ def mentions(update: Update, path: str) -> bool:
 
 
 def assert_gap_free(updates: list[Update]) -> None:
-    assert [u.data["sequence"] for u in updates] == list(range(1, len(updates) + 1))
+    """One case, and a legal, gap-free feed of the contract."""
+    assert_feed_legal(updates)
     assert len({u.data["case_id"] for u in updates}) == 1
 
 
@@ -469,14 +472,14 @@ async def test_bad_records_do_not_stall_the_partition(system_info: SystemInfo) -
             [*bad, submitted_raw(hospital, good)],
             partition=partition,
         )
-        seen = await reader.wait_for(has_status(good_id, "accepted"), timeout=WAIT)
+        seen = await reader.wait_for(has_business_status(good_id, "triaged"), timeout=WAIT)
         # Records before the good one on its partition were all handled by now.
         seen = await reader.wait_for(
             lambda s: all(any(u.data["status"] == "rejected" for u in s[r]) for r in keyed_ids),
             timeout=5,
         )
 
-    assert [u.data["status"] for u in seen[good_id]][:2] == ["received", "accepted"]
+    assert [u.data["business_status"] for u in seen[good_id]][:2] == ["received", "triaged"]
     assert_gap_free(seen[good_id])
     reasons = [rejected(seen[r]).data["reason_code"] for r in keyed_ids]
     assert reasons == [
@@ -507,10 +510,16 @@ async def _submit_and_wait(
     data: dict[str, Any],
     status: str,
 ) -> list[Update]:
+    """Submit and wait for `status` (a status or a business status)."""
     referral_id = data["referral_id"]
     async with UpdatesReader(system_info.kafka_bootstrap, topics.updates(HOSPITAL)) as reader:
         await publish(system_info.kafka_bootstrap, [hospital.submitted(data)])
-        seen = await reader.wait_for(has_status(referral_id, status), timeout=WAIT)
+        seen = await reader.wait_for(
+            lambda s: (
+                has_status(referral_id, status)(s) or has_business_status(referral_id, status)(s)
+            ),
+            timeout=WAIT,
+        )
     return seen[referral_id]
 
 
@@ -526,14 +535,21 @@ async def test_age_49_is_received_then_rejected_as_ineligible(system_info: Syste
     assert updates[1].data["reason_code"] == "ineligible-age"
     assert updates[1].data["business_status"] == "ineligible-age"
     assert updates[1].data["reason"]
+    assert updates[1].data["reason_ko"]
 
 
-async def test_registered_disabled_six_year_old_is_accepted(system_info: SystemInfo) -> None:
+async def test_registered_disabled_six_year_old_passes_the_automatic_rules(
+    system_info: SystemInfo,
+) -> None:
     hospital = FakeHospital(HOSPITAL)
     data = hospital.submission(age=6, registered_disability=True, household_size=3)
-    updates = await _submit_and_wait(system_info, hospital, data, "accepted")
+    updates = await _submit_and_wait(system_info, hospital, data, "triaged")
 
-    assert [u.data["status"] for u in updates][:2] == ["received", "accepted"]
+    # Revision 2: triaged is a step of `received`; only a coordinator's review accepts.
+    assert [(u.data["status"], u.data["business_status"]) for u in updates][:2] == [
+        ("received", "received"),
+        ("received", "triaged"),
+    ]
     assert_gap_free(updates)
     assert updates[1].data["details"]["centre_id"]
     assert updates[1].data["details"]["fee_support"] in {"full", "self-pay"}
@@ -556,9 +572,11 @@ async def test_without_consent_is_rejected(system_info: SystemInfo) -> None:
         system_info, hospital, hospital.submission(consent=False), "rejected"
     )
 
-    assert updates[-1].data["status"] == "rejected"
-    assert updates[-1].data["reason_code"] == "missing-consent"
-    assert sum(u.data["status"] == "accepted" for u in updates) == 0
+    # Without consent nothing is shared, not even the receipt: rejected is the first update.
+    assert [(u.data["status"], u.data["reason_code"]) for u in updates] == [
+        ("rejected", "missing-consent")
+    ]
+    assert updates[0].data["reason_ko"]
     assert_gap_free(updates)
 
 
@@ -594,12 +612,14 @@ async def test_identical_resubmission_repeats_the_current_status(
         last["business_status"],
     )
     assert repeat["details"] == last["details"]
-    assert sum(u.data["status"] == "received" for u in updates) == 1
+    assert sum(u.data["business_status"] == "received" for u in updates) == 1
 
 
-async def test_identical_resubmission_of_a_rejected_referral_repeats_the_rejection(
+async def test_identical_resubmission_of_a_rejected_referral_is_refused_repeating_rejected(
     system_info: SystemInfo,
 ) -> None:
+    """A finished referral id takes no submission, not even the same one again: its
+    terminal status is repeated, as `submission-refused`."""
     hospital = FakeHospital(HOSPITAL)
     data = hospital.submission(age=30)
     referral_id = data["referral_id"]
@@ -612,43 +632,100 @@ async def test_identical_resubmission_of_a_rejected_referral_repeats_the_rejecti
 
     updates = seen[referral_id]
     assert_gap_free(updates)
-    assert [(u.data["status"], u.data["reason_code"]) for u in updates] == [
-        ("received", None),
-        ("rejected", "ineligible-age"),
-        ("rejected", "ineligible-age"),
+    assert [
+        (u.data["status"], u.data["business_status"], u.data["reason_code"]) for u in updates
+    ] == [
+        ("received", "received", None),
+        ("rejected", "ineligible-age", "ineligible-age"),
+        ("rejected", "submission-refused", "conflicting-duplicate"),
     ]
+    assert updates[-1].data["reason_ko"]
 
 
-async def test_same_referral_id_with_different_content_is_a_conflict(
-    system_info: SystemInfo,
+async def test_a_conflicting_resubmission_is_refused_and_the_referral_goes_on(
+    system_info: SystemInfo, staff: Staff
 ) -> None:
+    """The same referral_id with other content changes nothing: the current status is
+    repeated as `submission-refused` (before acceptance and in progress), and the review
+    and the visit follow as if nothing had been sent."""
     hospital = FakeHospital(HOSPITAL)
     data = hospital.submission(age=75)
     referral_id = data["referral_id"]
     different = {**data, "care_precautions": "다른 내용", "priority": "urgent"}
 
+    def refusals(n: int) -> Callable[[dict[str, list[Update]]], bool]:
+        return lambda s: (
+            sum(u.data["business_status"] == "submission-refused" for u in s[referral_id]) >= n
+        )
+
     async with UpdatesReader(system_info.kafka_bootstrap, topics.updates(HOSPITAL)) as reader:
         await publish(system_info.kafka_bootstrap, [hospital.submitted(data)])
-        seen = await reader.wait_for(has_status(referral_id, "accepted"), timeout=WAIT)
+        seen = await reader.wait_for(has_business_status(referral_id, "triaged"), timeout=WAIT)
         case_id = seen[referral_id][0].data["case_id"]
         await publish(system_info.kafka_bootstrap, [hospital.submitted(different)])
-        seen = await reader.wait_for(has_status(referral_id, "rejected"), timeout=WAIT)
+        await reader.wait_for(refusals(1), timeout=WAIT)
+        await staff.review(case_id)
+        await reader.wait_for(
+            has_business_status(referral_id, "pre-discharge-visit-scheduled"), timeout=WAIT
+        )
+        await publish(system_info.kafka_bootstrap, [hospital.submitted(different)])
+        seen = await reader.wait_for(refusals(2), timeout=WAIT)
 
     updates = seen[referral_id]
     assert_gap_free(updates)  # the same case: no second case was opened
-    conflict = rejected(updates)
-    assert conflict.data["reason_code"] == "conflicting-duplicate"
-    assert conflict.data["case_id"] == case_id
-    assert sum(u.data["status"] == "received" for u in updates) == 1
+    trail = [(u.data["status"], u.data["business_status"]) for u in updates]
+    assert trail == [
+        ("received", "received"),
+        ("received", "triaged"),
+        ("received", "submission-refused"),
+        ("accepted", "reviewed"),
+        ("in-progress", "pre-discharge-visit-scheduled"),
+        ("in-progress", "submission-refused"),
+    ]
+    for refused in (updates[2], updates[5]):
+        assert refused.data["reason_code"] == "conflicting-duplicate"
+        assert refused.data["reason_ko"]
+        assert refused.data["case_id"] == case_id
+    # The triage as first sent: the refused content changed nothing (still routine).
+    assert updates[1].data["details"]["review_deadline"]
 
 
-# ------------------------------------------------------------------ known product bugs
-# Each states what the hospital contract promises; strict, so a fix shows up as XPASS.
-
-
-async def test_corrected_resubmission_after_invalid_referral_is_accepted(
+async def test_any_submission_under_a_cancelled_referral_is_refused_repeating_cancelled(
     system_info: SystemInfo,
 ) -> None:
+    hospital = FakeHospital(HOSPITAL)
+    data = hospital.submission(age=68)
+    referral_id = data["referral_id"]
+    corrected = {**data, "care_precautions": "새 의뢰 내용"}
+
+    async with UpdatesReader(system_info.kafka_bootstrap, topics.updates(HOSPITAL)) as reader:
+        await publish(system_info.kafka_bootstrap, [hospital.submitted(data)])
+        await reader.wait_for(has_business_status(referral_id, "triaged"), timeout=WAIT)
+        await publish(system_info.kafka_bootstrap, [hospital.cancelled(referral_id, "deceased")])
+        await reader.wait_for(has_status(referral_id, "cancelled"), timeout=WAIT)
+        await publish(
+            system_info.kafka_bootstrap,
+            [hospital.submitted(data), hospital.submitted(corrected)],
+        )
+        seen = await reader.wait_for(lambda s: len(s[referral_id]) >= 5, timeout=WAIT)
+
+    updates = seen[referral_id]
+    assert_gap_free(updates)
+    assert [(u.data["status"], u.data["business_status"]) for u in updates] == [
+        ("received", "received"),
+        ("received", "triaged"),
+        ("cancelled", "deceased"),
+        ("cancelled", "submission-refused"),
+        ("cancelled", "submission-refused"),
+    ]
+    assert updates[2].data["reason_ko"]
+
+
+async def test_a_corrected_submission_after_an_invalid_referral_is_refused(
+    system_info: SystemInfo,
+) -> None:
+    """Revision 2: a referral rejected as invalid is finished; the corrected referral
+    needs a new referral_id. The feed never leaves `rejected`."""
     hospital = FakeHospital(HOSPITAL)
     data = hospital.submission()
     referral_id = data["referral_id"]
@@ -659,9 +736,40 @@ async def test_corrected_resubmission_after_invalid_referral_is_accepted(
         await reader.wait_for(has_status(referral_id, "rejected"), timeout=WAIT)
         await publish(system_info.kafka_bootstrap, [hospital.submitted(data)])
         seen = await reader.wait_for(lambda s: len(s[referral_id]) >= 2, timeout=WAIT)
+        await asyncio.sleep(1)
+        await reader.poll()
 
-    statuses = [(u.data["status"], u.data["reason_code"]) for u in seen[referral_id]]
-    assert statuses[1:] == [("received", None), ("accepted", None)], statuses
+    updates = seen[referral_id]
+    assert_gap_free(updates)
+    assert [(u.data["status"], u.data["business_status"]) for u in updates] == [
+        ("rejected", "invalid-referral"),
+        ("rejected", "submission-refused"),
+    ]
+    assert updates[1].data["reason_code"] == "conflicting-duplicate"
+
+
+async def test_a_broken_record_under_an_open_referral_is_refused_and_changes_nothing(
+    system_info: SystemInfo,
+) -> None:
+    hospital = FakeHospital(HOSPITAL)
+    data = hospital.submission()
+    referral_id = data["referral_id"]
+
+    async with UpdatesReader(system_info.kafka_bootstrap, topics.updates(HOSPITAL)) as reader:
+        await publish(system_info.kafka_bootstrap, [hospital.submitted(data)])
+        await reader.wait_for(has_business_status(referral_id, "triaged"), timeout=WAIT)
+        broken = Raw(referral_id.encode(), b"not json", headers_for(referral_id))
+        await send_raw(system_info.kafka_bootstrap, [broken])
+        seen = await reader.wait_for(
+            has_business_status(referral_id, "submission-refused"), timeout=WAIT
+        )
+
+    updates = seen[referral_id]
+    assert_gap_free(updates)
+    refused = updates[-1].data
+    assert (refused["status"], refused["reason_code"]) == ("received", "invalid-referral")
+    assert [e["field"] for e in refused["details"]["errors"]] == ["data"]
+    assert "rejected" not in [u.data["status"] for u in updates]
 
 
 def _nul_in_free_text(data: dict[str, Any]) -> bytes:

@@ -50,7 +50,14 @@ async def test_review_finding_the_patient_can_manage_alone_rejects_with_that_rea
     last = await r.until("can-manage-alone")
     assert (last.data["status"], last.data["reason_code"]) == ("rejected", "can-manage-alone")
     assert "manage" in last.data["reason"]
-    r.assert_gap_free()
+    assert last.data["reason_ko"]
+    # Rejected before acceptance: a refusing review never accepted the referral.
+    assert r.trail() == [
+        ("received", "received"),
+        ("received", "triaged"),
+        ("rejected", "can-manage-alone"),
+    ]
+    r.assert_feed_legal()
 
 
 async def test_patient_declining_at_review_is_cancelled_declined_by_patient(
@@ -61,6 +68,24 @@ async def test_patient_declining_at_review_is_cancelled_declined_by_patient(
     await staff.review(r.case_id, "ineligible", "declined-by-patient")
     last = await r.until("declined-by-patient")
     assert (last.data["status"], last.data["reason_code"]) == ("cancelled", "declined-by-patient")
+    r.assert_feed_legal()
+
+
+async def test_a_patient_declining_after_acceptance_is_cancelled_never_rejected(
+    reader: UpdatesReader, hospital: FakeHospital, staff: Staff
+) -> None:
+    r = referral(reader, hospital, staff)
+    await r.submit()
+    await staff.review(r.case_id)
+    await r.until("reviewed")
+    await r.send(hospital.cancelled(r.referral_id, "declined-by-patient"))
+    last = await r.until("declined-by-patient")
+    assert (last.data["status"], last.data["reason_code"]) == ("cancelled", "declined-by-patient")
+    assert last.data["reason_ko"]
+    statuses = [s for s, _ in r.trail()]
+    assert statuses.index("accepted") < statuses.index("cancelled")
+    assert "rejected" not in statuses
+    r.assert_feed_legal()
 
 
 @pytest.mark.parametrize(
@@ -111,7 +136,7 @@ async def test_cancellation_at_each_stage_stops_the_open_tasks(
     if open_kind != "care-plan":  # the care-plan task was already done at that stage
         task = await staff.task(r.case_id, open_kind, status=("cancelled",))  # type: ignore[arg-type]
         assert task.status == "cancelled"
-    r.assert_gap_free()
+    r.assert_feed_legal()
 
 
 async def test_cancellation_of_a_completed_case_repeats_completed(
@@ -127,7 +152,7 @@ async def test_cancellation_of_a_completed_case_repeats_completed(
     last = await r.until("closed", count=2)
     assert last.data["status"] == "completed"
     assert "cancelled" not in [u.data["status"] for u in r.updates]
-    r.assert_gap_free()
+    r.assert_feed_legal()
 
 
 async def test_discharge_postponed_beyond_the_horizon_holds_then_resumes(
@@ -148,7 +173,7 @@ async def test_discharge_postponed_beyond_the_horizon_holds_then_resumes(
     assert window_end.date() == near
     await staff.visit(r.case_id, "pre-discharge-visit")
     await r.until("pre-discharge-visit-done")
-    r.assert_gap_free()
+    r.assert_feed_legal()
 
 
 async def test_a_discharge_date_moved_within_the_horizon_replans_the_visit(
@@ -182,7 +207,7 @@ async def test_readmission_holds_the_post_discharge_visit_until_the_next_dischar
     await r.until("post-discharge-visit-scheduled", count=2)
     await staff.visit(r.case_id, "post-discharge-visit")
     await r.until("closed")
-    r.assert_gap_free()
+    r.assert_feed_legal()
 
 
 async def test_three_failed_contact_attempts_put_the_case_on_hold_unreachable(
@@ -227,7 +252,7 @@ async def test_an_unreachable_person_discharged_meanwhile_misses_the_visit_and_g
     await staff.visit(r.case_id, "post-discharge-visit")
     last = await r.until("closed")
     assert last.data["status"] == "completed"
-    r.assert_gap_free()
+    r.assert_feed_legal()
 
 
 async def test_waitlisted_plan_holds_then_plans(
@@ -242,7 +267,7 @@ async def test_waitlisted_plan_holds_then_plans(
     assert (hold.data["status"], hold.data["reason_code"]) == ("on-hold", "waitlisted")
     await staff.plan(r.case_id)
     await r.until("services-linked")
-    r.assert_gap_free()
+    r.assert_feed_legal()
 
 
 async def test_services_that_cannot_be_delivered_fail_the_case(
@@ -312,10 +337,24 @@ async def test_same_patient_referred_by_two_hospitals_shares_one_case(
         await staff.review(first.case_id)
         await first.until("pre-discharge-visit-scheduled")
         await second.until("pre-discharge-visit-scheduled")
-        first.assert_gap_free()
-        second.assert_gap_free()
+        first.assert_feed_legal()
+        second.assert_feed_legal()
     # Each hospital hears only under its own referral id, on its own topic.
     assert second.referral_id not in reader.by_referral
+    # A referral joining once the case is accepted and in progress is brought along the
+    # case's chain: a legal path to where the case stands, never received → in-progress.
+    third = referral(reader, hospital, staff)
+    third.data["patient"] = first.data["patient"]
+    await third.send(hospital.submitted(third.data))
+    await third.until("pre-discharge-visit-scheduled")
+    assert third.trail() == [
+        ("received", "received"),
+        ("received", "triaged"),
+        ("accepted", "reviewed"),
+        ("in-progress", "pre-discharge-visit-scheduled"),
+    ]
+    assert third.updates[0].data["details"] == {"joined_existing_case": True}
+    third.assert_feed_legal()
 
 
 async def test_overdue_review_raises_one_escalation_and_no_hospital_update(
@@ -358,7 +397,7 @@ async def test_overdue_review_raises_one_escalation_and_no_hospital_update(
     assert len(found) == 1
     assert found[0]["kind"] == "review"
     assert found[0]["service"] == "referral"
-    assert [s for s, _ in r.trail()] == ["received", "accepted"]
+    assert r.trail() == [("received", "received"), ("received", "triaged")]
 
 
 async def test_follow_up_for_an_unknown_referral_goes_to_dead_letters_not_an_update(

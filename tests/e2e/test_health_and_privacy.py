@@ -250,7 +250,8 @@ async def test_personal_data_stays_out_of_logs_and_care_cases(
     async with UpdatesReader(bootstrap, topics.updates(HOSPITAL)) as reader:
         await publish(bootstrap, [hospital.submitted(data)])
         seen = await reader.wait_for(
-            lambda s: any(u.data["status"] == "accepted" for u in s[referral_id]), timeout=WAIT
+            lambda s: any(u.data["business_status"] == "triaged" for u in s[referral_id]),
+            timeout=WAIT,
         )
         case_id = seen[referral_id][0].data["case_id"]
         # Let every service handle the case: referral (review), scheduling (visit), outcome.

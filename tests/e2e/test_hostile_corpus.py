@@ -380,7 +380,7 @@ async def test_nothing_from_the_corpus_reaches_another_hospital(
             assert not any(r in value for r in ours), (hospital, key)
 
 
-async def test_a_valid_submission_is_still_accepted_afterwards(
+async def test_a_valid_submission_is_still_triaged_afterwards(
     landing: Landing, system_info: SystemInfo
 ) -> None:
     hospital = FakeHospital(HOSPITAL)
@@ -390,10 +390,13 @@ async def test_a_valid_submission_is_still_accepted_afterwards(
     async with UpdatesReader(system_info.kafka_bootstrap, UPDATES) as reader:
         await publish(system_info.kafka_bootstrap, [hospital.submitted(data)])
         seen = await reader.wait_for(
-            lambda s: any(u.data["status"] == "accepted" for u in s.get(referral_id, [])),
+            lambda s: any(u.data["business_status"] == "triaged" for u in s.get(referral_id, [])),
             timeout=WAIT,
         )
-    assert [u.data["status"] for u in seen[referral_id]] == ["received", "accepted"]
+    assert [(u.data["status"], u.data["business_status"]) for u in seen[referral_id]] == [
+        ("received", "received"),
+        ("received", "triaged"),
+    ]
 
 
 # ------------------------------------------------------------------ a record too large for its own dead letter
@@ -431,7 +434,8 @@ async def test_a_keyless_record_too_large_for_its_dead_letter_does_not_stall_int
                 await reader.poll(timeout_ms=100)
                 await letters.poll(timeout_ms=100)
                 accepted = any(
-                    u.data["status"] == "accepted" for u in reader.by_referral[after["referral_id"]]
+                    u.data["business_status"] == "triaged"
+                    for u in reader.by_referral[after["referral_id"]]
                 )
             assert letters.by_source[source], "the oversized keyless record was never dead-lettered"
             assert accepted, "a valid submission sent after it got no answer"

@@ -30,6 +30,7 @@ from services.tools.simulators.referrals import FakeHospital, HospitalRecord
 from services.tools.simulators.staff import Staff
 from services.tools.stack import SystemInfo
 from services.tools.stack.deployables import SERVICES
+from tests.e2e.feeds import assert_feed_legal
 
 pytestmark = pytest.mark.e2e
 
@@ -93,8 +94,13 @@ def all_of(*conditions: Callable[[Seen], bool]) -> Callable[[Seen], bool]:
     return lambda seen: all(condition(seen) for condition in conditions)
 
 
+def any_of(*conditions: Callable[[Seen], bool]) -> Callable[[Seen], bool]:
+    return lambda seen: any(condition(seen) for condition in conditions)
+
+
 def assert_gap_free(updates: Sequence[dict[str, Any]]) -> None:
-    assert [u["sequence"] for u in updates] == list(range(1, len(updates) + 1)), updates
+    """A legal, gap-free feed of the contract."""
+    assert_feed_legal(updates)
 
 
 # ------------------------------------------------------------------ isolation
@@ -121,7 +127,12 @@ async def test_concurrent_referrals_stay_with_their_hospital(system_info: System
         await asyncio.gather(*(publish(bootstrap, rs) for rs in records.values()))
         for reader, hospital_id in ((police, POLICE), (severance, SEVERANCE)):
             await reader.wait_for(
-                all_of(*(reached(r, "accepted", "rejected") for r in ids[hospital_id])),
+                all_of(
+                    *(
+                        any_of(reached_step(r, "triaged"), reached(r, "rejected"))
+                        for r in ids[hospital_id]
+                    )
+                ),
                 timeout=WAIT,
             )
         cases = {
@@ -157,8 +168,8 @@ async def test_the_same_referral_id_at_two_hospitals_stays_two_referrals(
             publish(bootstrap, [police.submitted(ours)]),
             publish(bootstrap, [severance.submitted(theirs)]),
         )
-        await police_updates.wait_for(reached(shared, "accepted"), timeout=WAIT)
-        await severance_updates.wait_for(reached(shared, "accepted"), timeout=WAIT)
+        await police_updates.wait_for(reached_step(shared, "triaged"), timeout=WAIT)
+        await severance_updates.wait_for(reached_step(shared, "triaged"), timeout=WAIT)
 
     audit = await Audit.read(bootstrap)
     on_police, on_severance = audit.updates(POLICE, shared), audit.updates(SEVERANCE, shared)
@@ -170,8 +181,11 @@ async def test_the_same_referral_id_at_two_hospitals_stays_two_referrals(
     # Each hospital's own gap-free sequence: the other's updates never count in it.
     assert_gap_free(on_police)
     assert_gap_free(on_severance)
-    assert [u["status"] for u in on_police] == ["received", "accepted"]
-    assert [u["status"] for u in on_severance] == ["received", "accepted"]
+    for feed in (on_police, on_severance):
+        assert [(u["status"], u["business_status"]) for u in feed] == [
+            ("received", "received"),
+            ("received", "triaged"),
+        ]
     assert not audit.mentions(POLICE, severance_cases.pop())
     assert not audit.mentions(SEVERANCE, police_cases.pop())
 
@@ -192,10 +206,10 @@ async def test_a_linked_case_answers_each_hospital_under_its_own_referral_id(
         UpdatesReader(bootstrap, topics.updates(SEVERANCE)) as severance_updates,
     ):
         await publish(bootstrap, [police.submitted(first)])
-        seen = await police_updates.wait_for(reached(first_id, "accepted"), timeout=WAIT)
+        seen = await police_updates.wait_for(reached_step(first_id, "triaged"), timeout=WAIT)
         case_id = seen[first_id][0].data["case_id"]
         await publish(bootstrap, [severance.submitted(second)])
-        seen = await severance_updates.wait_for(reached(second_id, "accepted"), timeout=WAIT)
+        seen = await severance_updates.wait_for(reached_step(second_id, "triaged"), timeout=WAIT)
         assert seen[second_id][0].data["case_id"] == case_id, "not linked: the same person"
 
         # A later step is told to both, each under its own referral id.
@@ -316,7 +330,7 @@ async def test_metrics_never_show_personal_values(system_info: SystemInfo, staff
 
     async with UpdatesReader(bootstrap, topics.updates(POLICE)) as reader:
         await publish(bootstrap, [hospital.submitted(accepted), hospital.submitted(refused)])
-        seen = await reader.wait_for(reached(referral_id, "accepted"), timeout=WAIT)
+        seen = await reader.wait_for(reached_step(referral_id, "triaged"), timeout=WAIT)
         await reader.wait_for(reached(refused["referral_id"], "rejected"), timeout=WAIT)
         # Through all four services: a coordinator's review makes scheduling plan a visit.
         await staff.review(seen[referral_id][0].data["case_id"])

@@ -65,6 +65,8 @@ async def test_simulated_hospital_and_instant_staff_bring_every_referral_to_an_e
         assert track.final in TERMINAL
         assert track.sequences == list(range(1, len(track.sequences) + 1)), (rid, track.sequences)
     assert stats.sequence_gaps == 0
+    # Every referral's statuses keep the contract's FHIR Task table.
+    assert stats.illegal_paths == 0, stats.summary()["illegal"]
     assert sum(stats.final_counts.values()) == stats.sent == COUNT
     assert set(stats.final_counts) >= {"completed", "cancelled", "failed", "rejected"}
     assert stats.dead_letters == 0

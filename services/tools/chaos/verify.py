@@ -12,6 +12,8 @@ The rules, from the hospital contract and the delivery guarantees:
   delivery), the sequences are exactly 1..n, first seen in that order, and one
   `ce_id` never carries two different updates;
 - nothing changes after the terminal status (a repeat of it is allowed);
+- every referral's statuses keep the contract's FHIR Task table (`contracts.fhir_task`,
+  the table the outcome service applies): an illegal path fails the run;
 - the databases agree with the topics: outcome's last sequence per referral is
   the last one on the topic, every outbox row marked published is on the topic,
   and a referral told a terminal status has its case closed, with no live task,
@@ -30,6 +32,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from contracts.fhir_task import check_path
+
 TERMINAL = ("completed", "cancelled", "failed", "rejected")
 LIVE_TASK = ("open", "claimed", "suspended")
 
@@ -40,8 +44,9 @@ DUPLICATE = "DUPLICATE"
 ORDER = "ORDER"
 STUCK = "STUCK"
 UNDRAINED = "UNDRAINED"
+ILLEGAL = "ILLEGAL"  # a status path the contract's FHIR Task table does not allow
 HARNESS = "HARNESS"
-PRODUCT_KINDS = (LOSS, DUPLICATE, ORDER, STUCK, UNDRAINED)
+PRODUCT_KINDS = (LOSS, DUPLICATE, ORDER, STUCK, UNDRAINED, ILLEGAL)
 
 PASS = "PASS"  # noqa: S105 (a verdict, not a password)
 FAIL = "FAIL"
@@ -415,6 +420,19 @@ def verify(
                     evidence,
                 )
             )
+        else:  # a change after the terminal status is reported above, once
+            illegal = check_path(u.status for u in check.by_sequence())
+            if illegal:
+                problems.append(
+                    Problem(
+                        ILLEGAL,
+                        "illegal status path",
+                        "; ".join(illegal),
+                        hospital_id,
+                        referral_id,
+                        evidence,
+                    )
+                )
         status = final_status(check)
         if status not in TERMINAL:
             problems.append(
@@ -510,6 +528,7 @@ def verify(
         "out_of_order": by_kind.get(ORDER, 0),
         "stuck": by_kind.get(STUCK, 0),
         "undrained": by_kind.get(UNDRAINED, 0),
+        "illegal_paths": by_kind.get(ILLEGAL, 0),
         "unexpected_outcomes": sum(unexpected.values()),
     }
     return Verification(verdict, counts, _limit(problems, max_examples), notes)

@@ -416,7 +416,12 @@ def _per_centre(args: argparse.Namespace) -> int:
 
 
 def _exit_code(hospital: HospitalStats, staff: StaffStats | None = None) -> int:
-    ok = hospital.done and hospital.sequence_gaps == 0 and hospital.dead_letters == 0
+    ok = (
+        hospital.done
+        and hospital.sequence_gaps == 0
+        and hospital.illegal_paths == 0
+        and hospital.dead_letters == 0
+    )
     return 0 if ok and (staff is None or staff.errors == 0) else 1
 
 
@@ -470,7 +475,10 @@ def render_line(hospital: HospitalStats | None, staff: StaffStats | None) -> str
                     f"{status} {hospital.status_counts[status]} "
                     f"p50 {_seconds(latency[0])} p95 {_seconds(latency[1])}"
                 )
-        parts.append(f"gaps {hospital.sequence_gaps} dlq {hospital.dead_letters}")
+        parts.append(
+            f"gaps {hospital.sequence_gaps} illegal {hospital.illegal_paths} "
+            f"dlq {hospital.dead_letters}"
+        )
     if staff is not None:
         parts.append(
             f"staff done {staff.tasks_done} working {staff.working} "
@@ -506,6 +514,13 @@ def render_block(hospital: HospitalStats | None, staff: StaffStats | None) -> li
             f"sequence gaps {hospital.sequence_gaps} · duplicates {hospital.duplicates} · "
             f"dead letters {hospital.dead_letters} (any referral: {hospital.dead_letters_all})"
         )
+        lines.append(f"illegal status paths (FHIR Task table) {hospital.illegal_paths}")
+        illegal = [(rid, t) for rid, t in hospital.tracks.items() if t.illegal is not None]
+        for rid, track in illegal[:10]:
+            trail = " → ".join(f"{s}/{b}" for s, b in track.trail)
+            lines.append(f"  {rid}: {track.illegal} ({trail})")
+        if len(illegal) > 10:
+            lines.append(f"  … and {len(illegal) - 10} more (--json lists them all)")
     if staff is not None:
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(staff.done.items()))
         lines.append(

@@ -2,7 +2,7 @@
 status updates it reads back as each script says (discharge once services are
 linked, postpone, readmit, cancel …), and keeps the statistics a hospital's
 integration team would watch: statuses reached, how long they took, sequence
-gaps, dead letters.
+gaps, paths the contract's FHIR Task table does not allow, dead letters.
 
 Only the public contract is used: raw aiokafka on `hospital.<id>.referrals`,
 `hospital.<id>.updates` and `hospital.<id>.referrals.dlq`.
@@ -25,6 +25,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from contracts import topics
+from contracts.fhir_task import Position, advance, move_problem
+from contracts.hospital_v1 import Status
 from services.lib.policy import seoul_date
 from services.tools.simulators.hospital_io import Update, UpdatesReader
 from services.tools.simulators.referrals import HospitalRecord
@@ -63,6 +65,9 @@ class Track:
     final_reason: str | None = None
     final_at: float | None = None  # monotonic
     joined_existing_case: bool = False
+    # Where the feed stands in the contract's FHIR Task table, and its first illegal move.
+    position: Position = field(default_factory=Position)
+    illegal: str | None = None
 
     @property
     def gap_free(self) -> bool:
@@ -84,6 +89,8 @@ class HospitalStats:
     duplicates: int = 0
     # Updates whose sequence was not the next one expected (must stay 0).
     sequence_gaps: int = 0
+    # Referrals whose statuses broke the contract's FHIR Task table (must stay 0).
+    illegal_paths: int = 0
     # Dead letters on hospital.<id>.referrals.dlq since the start: ours, and all.
     dead_letters: int = 0
     dead_letters_all: int = 0
@@ -148,6 +155,16 @@ class HospitalStats:
             "updates": self.updates,
             "duplicates": self.duplicates,
             "sequence_gaps": self.sequence_gaps,
+            "illegal_paths": self.illegal_paths,
+            "illegal": [
+                {
+                    "referral_id": rid,
+                    "problem": t.illegal,
+                    "trail": [f"{s}/{b}" for s, b in t.trail],
+                }
+                for rid, t in self.tracks.items()
+                if t.illegal is not None
+            ],
             "dead_letters": self.dead_letters,
             "dead_letters_all": self.dead_letters_all,
             "follow_ups": dict(self.follow_ups_sent),
@@ -310,6 +327,7 @@ class SimulatedHospital:
         status, business = str(data["status"]), str(data["business_status"])
         track.case_id = track.case_id or data.get("case_id")
         track.trail.append((status, business))
+        self._check_move(track, sequence, status)
         if (data.get("details") or {}).get("joined_existing_case"):
             track.joined_existing_case = True
         first_status = status not in {s for s, _ in track.trail[:-1]}
@@ -341,6 +359,19 @@ class SimulatedHospital:
                 and not (step.unless and track.seen[step.unless])
             ):
                 await self._follow_up(track, index, step)
+
+    def _check_move(self, track: Track, sequence: int, status: str) -> None:
+        """Follow the feed through the contract's FHIR Task table; count a referral whose
+        path breaks it once, keeping its first illegal move."""
+        try:
+            problem = move_problem(track.position, Status(status))
+        except ValueError:
+            problem = f"{status!r} is not a status of the contract"
+        if problem is None:
+            track.position = advance(track.position, Status(status))
+        elif track.illegal is None:
+            track.illegal = f"#{sequence}: {problem}"
+            self.stats.illegal_paths += 1
 
     # -- the run ------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from services.tools.chaos.verify import (
     DUPLICATE,
     FAIL,
     HARNESS,
+    ILLEGAL,
     INCONCLUSIVE,
     LOSS,
     ORDER,
@@ -349,11 +350,8 @@ def test_referrals_linked_to_one_case_are_not_duplicates_but_unlinked_ones_are()
     sent, updates, db = consistent_world(ALL_FOUR)
     db.intake_referrals.append(IntakeReferral(H, "r5", "case-r1", "linked"))
     sent.append(SentReferral(H, "r5", "eligible", "completed"))
-    updates += [
-        upd("r5", 1, "received", offset=500),
-        upd("r5", 2, "completed", offset=501),
-    ]
-    db.outcome_referrals.append(OutcomeReferral(H, "r5", "case-r1", 2))
+    updates += trail("r5", PATHS["completed"], start_offset=500)
+    db.outcome_referrals.append(OutcomeReferral(H, "r5", "case-r1", 4))
     assert verify(sent, updates, db).verdict == PASS
     db.intake_referrals[-1] = IntakeReferral(H, "r5", "case-r1", "accepted")
     result = verify(sent, updates, db)
@@ -381,6 +379,31 @@ def test_out_of_order_updates_fail_the_run() -> None:
     ]
     result = verify(sent, updates, db)
     assert kinds(result) == [ORDER]
+
+
+def test_an_illegal_status_path_fails_the_run() -> None:
+    """The contract's FHIR Task table (contracts/fhir_task.py): rejected after accepted,
+    a received → in-progress shortcut, on-hold back to a status it did not leave."""
+    for path in (
+        ["received", "accepted", "rejected"],
+        ["received", "in-progress", "cancelled"],
+        ["received", "accepted", "on-hold", "in-progress", "completed"],
+    ):
+        sent, updates, db = consistent_world(ALL_FOUR)
+        updates = [u for u in updates if u.referral_id != "r2"]
+        updates += trail("r2", path, start_offset=900)
+        db.outcome_referrals = [
+            OutcomeReferral(H, "r2", "case-r2", len(path)) if r.referral_id == "r2" else r
+            for r in db.outcome_referrals
+        ]
+        db.outcome_updates = [o for o in db.outcome_updates if o.referral_id != "r2"] + [
+            OutboxUpdate(900 + i, H, "r2", i, status, True) for i, status in enumerate(path, 1)
+        ]
+        result = verify(sent, updates, db)
+        assert result.verdict == FAIL, path
+        assert kinds(result) == [ILLEGAL], (path, result.problems)
+        assert result.counts["illegal_paths"] == 1
+        assert result.problems[0].referral_id == "r2"
 
 
 def test_a_dead_letter_is_reported_as_a_loss() -> None:
