@@ -44,7 +44,7 @@ class Outcome:
         moving = isinstance(event, CaseReceived | CaseRejected)
         case = Case(
             case_id=event.case_id,
-            path=tuple(Update.from_json(u) for u in row["path"] or []),
+            path=_path(row),
             feeds=tuple(
                 status_machine.feed_of(f) for f in rows if f["case_id"] == event.case_id or moving
             ),
@@ -70,6 +70,16 @@ async def _write(
         await emit(conn, event, service=SERVICE, cause=record)
     for send in decision.sends:
         await _send(conn, after.case_id, send)
+
+
+def _path(row: asyncpg.Record) -> tuple[Update, ...]:
+    """The case's chain; a row with a status but no chain (written before the chain was
+    kept, or by hand) is the chain of its current status alone."""
+    if row["path"]:
+        return tuple(Update.from_json(u) for u in row["path"])
+    if row["status"] is None:
+        return ()
+    return (Update.from_json(dict(row)),)
 
 
 def _case_fields(case: Case) -> dict[str, Any]:

@@ -84,7 +84,7 @@ async def test_trace_shows_a_referrals_history_in_order_without_personal_data(
     updates = [e["fields"] for e in events if e["topic"] == topics.updates(HOSPITAL)]
     assert [(u["sequence"], u["status"], u["business_status"]) for u in updates[:2]] == [
         (1, "received", "received"),
-        (2, "accepted", "triaged"),
+        (2, "received", "triaged"),
     ]
     [submitted] = [e for e in events if e["topic"] == REFERRALS]
     assert submitted["fields"] == {}
