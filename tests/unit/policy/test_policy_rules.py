@@ -184,11 +184,12 @@ def test_median_income_2025_including_derived_sizes(p2025: Policy) -> None:
     assert {n: median_income(p2025, n) for n in range(1, 11)} == MEDIAN_2025
 
 
-def test_median_income_2026_derives_from_fallback_rows(p2026: Policy) -> None:
+def test_median_income_2026_from_the_notice_including_derived_sizes(p2026: Policy) -> None:
     assert median_income(p2026, 1) == 2_564_238
     assert median_income(p2026, 4) == 6_494_738
-    assert median_income(p2026, 6) == 8_064_805  # 2025 value until the notice
-    assert median_income(p2026, 8) == 9_978_031
+    assert median_income(p2026, 6) == 8_555_952
+    # 7+ persons: the 6-person row plus (6-person - 5-person) per extra person.
+    assert median_income(p2026, 8) == 8_555_952 + 2 * (8_555_952 - 7_556_719)
 
 
 @pytest.mark.parametrize("size", [0, 11, -1])
