@@ -147,14 +147,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--out",
         type=Path,
-        default=REPO_ROOT / "docs" / "bench",
-        help="where result.json, result.md and result.png go (default docs/bench)",
+        default=None,
+        help="where result.json, result.md and result.png go (default docs/bench, "
+        "docs/bench/quick with --quick, so a quick run never replaces the full run's figures)",
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep the data and service logs after the run"
     )
     args = parser.parse_args(argv)
     defaults = QUICK if args.quick else FULL
+    if args.out is None:
+        args.out = REPO_ROOT / "docs" / "bench" / ("quick" if args.quick else "")
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
