@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from contracts.cases import CaseEvent, register
-from contracts.referral import PlanLine
+from contracts.referral import DeliveredLine
 
 
 @register
 class CaseClosed(CaseEvent):
-    """Services delivered and the post-discharge visit done: the loop is closed."""
+    """Every line of the plan ended with something delivered, and the post-discharge
+    visit done: the loop is closed. `delivered` is each line as delivered (lines closed
+    before delivery was recorded carry the plan's fields only)."""
 
     ce_type = "carelink.case.closed.v1"
     producer = "outcome"
 
-    delivered: list[PlanLine]
+    delivered: list[DeliveredLine]
     total_krw: int
     publicly_paid_krw: int
     self_paid_krw: int

@@ -12,6 +12,13 @@ nothing was done, unless it says the outcome is unknown).
 Version 1.1.0 (issue 8): the console is a gateway to the services' own APIs;
 the routes, bodies and answers are those of 1.0.0, and the 503 answer is now
 documented on every route that needs a service.
+
+Version 1.2.0 (issue 9): services are ordered from contracted providers and their
+delivery recorded. A care-plan line may name its `provider_id` and `planned_start`;
+the `delivery` task kind records each line's start and end (units delivered, a reason
+when fewer than ordered); a task's case facts carry the district's providers per
+service, the default start and the plan's lines; 409 `invalid-state` when a line
+cannot take a step. Everything of 1.1.0 is unchanged.
 """
 
 from __future__ import annotations
@@ -135,7 +142,7 @@ async def queue(
     user: CurrentUser,
     kind: Annotated[
         list[str] | None,
-        Query(description="review, care-plan, pre-discharge-visit, post-discharge-visit"),
+        Query(description="review, care-plan, pre-discharge-visit, post-discharge-visit, delivery"),
     ] = None,
     status: Annotated[
         list[str] | None,
@@ -260,8 +267,10 @@ async def complete(
     result: Annotated[TaskResult, Body()],
 ) -> CompleteOut:
     """Complete a task you hold with the result its kind takes: review
-    `{decision, reason_code}`; care plan `{lines: [{service, quantity}]}` or
-    `{decision: "waitlist" | "could-not-deliver"}`; visits `{reached: true,
-    precautions_acknowledged, findings, notes}` or `{reached: false}` (a failed
-    contact attempt; the task stays yours)."""
+    `{decision, reason_code}`; care plan `{lines: [{service, quantity, provider_id,
+    planned_start}]}` or `{decision: "waitlist" | "could-not-deliver"}`; visits
+    `{reached: true, precautions_acknowledged, findings, notes}` or `{reached: false}`
+    (a failed contact attempt; the task stays yours); delivery, one step of one line
+    `{line, started_on}` or `{line, ended_on, delivered_units, end_reason}` (the task
+    stays yours until the last line ends)."""
     return await console_of(request).desk.complete(user, service, task_id, result)

@@ -20,6 +20,7 @@ from services.console.schemas import (
     CarePlanResult,
     CaseFacts,
     CompleteOut,
+    DeliveryResult,
     PersonalDetails,
     ReviewResult,
     Service,
@@ -35,7 +36,15 @@ SERVICES: tuple[Service, ...] = ("referral", "scheduling")
 LIVE = ("open", "claimed")
 # What referral and scheduling keep of a case: ids and routing from both, the rest from one.
 _SHARED_FACTS = ("hospital_id", "referral_id", "centre_id", "priority")
-_REFERRAL_FACTS = ("fee_support", "requested_services", "policy_year")
+_REFERRAL_FACTS = (
+    "fee_support",
+    "requested_services",
+    "policy_year",
+    "district",
+    "providers",
+    "default_start",
+    "lines",
+)
 _SCHEDULING_FACTS = (
     "reviewed",
     "expected_discharge_date",
@@ -186,6 +195,7 @@ class Desk:
         fits = (
             (task.kind == "review" and isinstance(result, ReviewResult))
             or (task.kind == "care-plan" and isinstance(result, CarePlanResult))
+            or (task.kind == "delivery" and isinstance(result, DeliveryResult))
             or (
                 task.kind in ("pre-discharge-visit", "post-discharge-visit")
                 and isinstance(result, VisitResult)
@@ -235,7 +245,11 @@ def _expected_shape(kind: str) -> str:
         return "a review takes {decision: eligible|ineligible, reason_code}"
     if kind == "care-plan":
         return (
-            "a care plan takes {lines: [{service, quantity}]} "
+            "a care plan takes {lines: [{service, quantity, provider_id, planned_start}]} "
             "or {decision: waitlist|could-not-deliver}"
+        )
+    if kind == "delivery":
+        return (
+            "a delivery takes {line, started_on} or {line, ended_on, delivered_units, end_reason}"
         )
     return "a visit takes {reached: true, precautions_acknowledged, findings, notes} or {reached: false}"

@@ -13,6 +13,7 @@ KINDS = {
     "care-plan": "돌봄 계획 Care plan",
     "pre-discharge-visit": "퇴원 전 방문 Pre-discharge visit",
     "post-discharge-visit": "퇴원 후 방문 Post-discharge visit",
+    "delivery": "서비스 제공 확인 Delivery",
 }
 STATUSES = {
     "open": "대기 Open",
@@ -29,6 +30,30 @@ SERVICES = {
     "home_repair": "주거편의 수리 Home repair (hour)",
     "residential_convenience": "주거편의 청소 Cleaning, disinfection (hour)",
     "meal_delivery": "식사지원 Meal delivery (meal)",
+}
+UNITS = {
+    "per_30_min": "30분 half-hours",
+    "per_day": "일 days",
+    "per_hour": "시간 hours",
+    "per_meal": "식 meals",
+}
+# A plan line's state, and why it ended early.
+LINE_STATUSES = {
+    "ordered": "발주 Ordered",
+    "started": "제공 중 Started",
+    "ended": "종료 Ended",
+    "cancelled": "취소 Cancelled",
+}
+LINE_OUTCOMES = {
+    "delivered": "제공 완료 Delivered",
+    "partly-delivered": "일부 제공 Partly delivered",
+    "not-delivered": "미제공 Not delivered",
+}
+LINE_END_REASONS = {
+    "moved-to-facility": "시설 입소 Moved to a facility",
+    "refused": "본인 거부 Refused",
+    "deceased": "사망 Deceased",
+    "provider-could-not-staff": "제공 인력 없음 Provider could not staff",
 }
 # Reason codes are the hospital contract's: their labels live in its bilingual table.
 REVIEW_REFUSALS = {code: REASONS[code].label for code in get_args(ReviewRefusal)}
@@ -59,6 +84,8 @@ ERRORS = {
     "forbidden": "권한이 없습니다. You may not do this.",
     "task-error": "지금은 할 수 없습니다. This cannot be done now.",
     "service-unavailable": "지금은 서비스에 연결할 수 없습니다. A service is not available right now.",
+    "invalid-state": "지금 상태에서는 기록할 수 없습니다. "
+    "This line cannot take that step now (already started or ended, or the case is closed).",
     "policy-incomplete": "해당 연도 정책에 필요한 값이 없습니다. "
     "The year's policy lacks a value this needs; tell the administrator.",
 }
@@ -67,13 +94,18 @@ NOTICES = {
     "released": "업무를 반납했습니다. The task is back in the queue.",
     "reassigned": "업무를 넘겼습니다. The task was handed over.",
     "reviewed": "검토를 완료했습니다. Review completed.",
-    "plan": "돌봄 계획을 확정하고 서비스를 연계했습니다. Care plan set, services linked.",
+    "plan": "돌봄 계획을 확정하고 제공기관에 서비스를 발주했습니다. "
+    "Care plan set, services ordered from the providers.",
     "partial": "연간 한도를 넘어 계획의 일부만 확정했습니다. "
     "The plan was over the annual cap: only the part that fits was set.",
     "cap-exhausted": "연간 한도가 소진되어 계획을 세울 수 없습니다. 사례가 종료됩니다. "
     "The annual cap is used up: no plan, the case fails (cap exhausted).",
     "waitlisted": "대기자로 등록했습니다. Waitlisted: the task returns later.",
     "could-not-deliver": "서비스 제공 불가로 종료했습니다. Closed: services could not be delivered.",
+    "line-started": "서비스 시작을 기록했습니다. Line started.",
+    "line-ended": "서비스 종료를 기록했습니다. Line ended.",
+    "delivered": "모든 서비스가 종료되었습니다. 퇴원 후 방문이 끝나면 사례가 종결됩니다. "
+    "Every line has ended: the case closes once the post-discharge visit is done.",
     "visited": "방문 결과를 기록했습니다. Visit recorded.",
     "contact-failed": "연락 실패를 기록했습니다. Failed contact attempt recorded.",
     "unreachable": "연락 불가로 보류되었습니다. On hold: the person could not be reached.",

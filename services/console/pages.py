@@ -27,13 +27,14 @@ from services.console.schemas import (
     RESULT_OF_KIND,
     SERVICE_OF,
     CarePlanResult,
+    DeliveryResult,
     ReviewResult,
     Service,
     TaskResult,
     VisitResult,
 )
 from services.console.state import Console, console_of
-from services.lib.policy import SEOUL_TZ
+from services.lib.policy import SEOUL_TZ, seoul_date
 from services.lib.runtime.logging import get_logger
 
 log = get_logger(__name__)
@@ -271,11 +272,16 @@ async def _task_page(
     found = await console.desk.detail(user, service, task_id, purpose="task-page")
     detail, task = found.out, found.out.task
     quantities: dict[str, str] = {}
+    chosen: dict[str, str] = {}
+    starts: dict[str, str] = {}
     if task.kind == "care-plan":
         if form is not None:
             quantities = {code: _first(form, f"qty_{code}") for code in labels.SERVICES}
+            chosen = {code: _first(form, f"provider_{code}") for code in labels.SERVICES}
+            starts = {code: _first(form, f"start_{code}") for code in labels.SERVICES}
         else:
-            # Referral's own starting point: the plan it sets when nobody chooses quantities.
+            # Referral's own starting point: the plan it sets when nobody chooses quantities,
+            # each line from the suggested provider, from the default start.
             quantities = {code: str(q) for code, q in found.default_quantities.items()}
     return _render(
         request,
@@ -297,8 +303,11 @@ async def _task_page(
             else None,
             "notice": notice if notice in labels.NOTICES else None,
             "quantities": quantities,
+            "chosen_providers": chosen,
+            "starts": starts,
             "form": form or {},
             "now": datetime.now(UTC),
+            "today": seoul_date(datetime.now(UTC)),
         },
         status_code=error.status if error else 200,
     )
@@ -366,8 +375,23 @@ def _result(kind: str, form: dict[str, list[str]]) -> TaskResult:
                     continue
                 if not raw.isdigit():
                     raise ConsoleError(422, "invalid-request", f"{code}: a whole number, please")
-                lines.append({"service": code, "quantity": int(raw)})
+                lines.append(
+                    {
+                        "service": code,
+                        "quantity": int(raw),
+                        "provider_id": _first(form, f"provider_{code}") or None,
+                        "planned_start": _first(form, f"start_{code}") or None,
+                    }
+                )
             data["lines"] = lines or None
+    elif kind == "delivery":
+        data = {"line": _first(form, "line")}
+        if _first(form, "step") == "start":
+            data["started_on"] = _first(form, "started_on") or None
+        else:
+            data["ended_on"] = _first(form, "ended_on") or None
+            data["delivered_units"] = _first(form, "delivered_units") or None
+            data["end_reason"] = _first(form, "end_reason") or None
     else:
         reached = _first(form, "reached") != "no"
         data = {"reached": reached}
@@ -380,7 +404,7 @@ def _result(kind: str, form: dict[str, list[str]]) -> TaskResult:
     except ValidationError as exc:
         message = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
         raise ConsoleError(422, "invalid-request", message) from None
-    if not isinstance(result, ReviewResult | CarePlanResult | VisitResult):
+    if not isinstance(result, ReviewResult | CarePlanResult | VisitResult | DeliveryResult):
         raise TypeError(f"no task result model for {kind!r}")
     return result
 

@@ -8,16 +8,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.hospital_v1 import ServiceCode
-from contracts.referral import ReviewRefusal
+from contracts.referral import LineEndReason, ReviewRefusal
 
 Service = Literal["referral", "scheduling"]
-Kind = Literal["review", "care-plan", "pre-discharge-visit", "post-discharge-visit"]
+Kind = Literal["review", "care-plan", "pre-discharge-visit", "post-discharge-visit", "delivery"]
 Status = Literal["open", "claimed", "done", "cancelled", "suspended"]
 SERVICE_OF: dict[str, Service] = {
     "review": "referral",
     "care-plan": "referral",
     "pre-discharge-visit": "scheduling",
     "post-discharge-visit": "scheduling",
+    "delivery": "referral",
 }
 
 
@@ -79,6 +80,41 @@ class QueueOut(_Out):
     tasks: list[TaskOut]
 
 
+class ProviderName(_Out):
+    ko: str
+    en: str
+
+
+class ProviderOut(_Out):
+    """A provider contracted by the district (an organisation: no personal data)."""
+
+    id: str
+    name: ProviderName
+
+
+class PlanLineOut(_Out):
+    """A line of the care plan, ordered from a provider, as delivered so far."""
+
+    id: int
+    line: int = Field(description="the line's number in the plan, 1, 2, …")
+    service: str
+    quantity: int = Field(description="units ordered")
+    unit: str
+    provider_id: str
+    provider_name: ProviderName | None = None
+    planned_start: date
+    ordered_on: date
+    status: Literal["ordered", "started", "ended", "cancelled"]
+    outcome: Literal["delivered", "partly-delivered", "not-delivered"] | None = None
+    started_on: date | None = None
+    ended_on: date | None = None
+    delivered_units: int | None = None
+    end_reason: str | None = None
+    cost_krw: int | None = Field(default=None, description="of what was delivered")
+    district_paid_krw: int | None = None
+    self_paid_krw: int | None = None
+
+
 class CaseFacts(_Out):
     """What referral and scheduling know of the case (no personal data)."""
 
@@ -95,7 +131,19 @@ class CaseFacts(_Out):
     expected_discharge_date: date | None = None
     discharged_at: datetime | None = None
     hold_reason: str | None = None
-    services_linked: bool | None = None
+    services_linked: bool | None = Field(
+        default=None, description="services were ordered (scheduling's view)"
+    )
+    district: str | None = None
+    providers: dict[str, list[ProviderOut]] = Field(
+        default={},
+        description="by service code: the providers contracted in the case's district, "
+        "the suggested one first",
+    )
+    default_start: date | None = Field(
+        default=None, description="a line's planned start unless another day is chosen"
+    )
+    lines: list[PlanLineOut] = Field(default=[], description="the care plan's lines")
 
 
 class AddressOut(_Out):
@@ -183,6 +231,16 @@ class ReviewResult(_In):
 class PlanLineIn(_In):
     service: ServiceCode
     quantity: int = Field(description="whole units of the service (half-hours, days, hours, meals)")
+    provider_id: str | None = Field(
+        default=None,
+        min_length=2,
+        max_length=40,
+        description="a provider contracted for the service in the case's district "
+        "(none: the suggested one)",
+    )
+    planned_start: date | None = Field(
+        default=None, description="when the line starts (none: the case's default start)"
+    )
 
 
 class CarePlanResult(_In):
@@ -218,12 +276,35 @@ class VisitResult(_In):
         return self
 
 
-TaskResult = ReviewResult | CarePlanResult | VisitResult
+class DeliveryResult(_In):
+    """One step of one line on a delivery task: its start (`started_on`), its end
+    (`ended_on`, `delivered_units`, and `end_reason` when fewer units than ordered were
+    delivered), or both. The task completes when the last line ends."""
+
+    line: int = Field(ge=1, le=50, description="the line's number in the plan")
+    started_on: date | None = None
+    ended_on: date | None = None
+    delivered_units: int | None = Field(default=None, ge=0, le=100_000)
+    end_reason: LineEndReason | None = None
+
+    @model_validator(mode="after")
+    def _step(self) -> DeliveryResult:
+        if self.started_on is None and self.ended_on is None:
+            raise ValueError("report started_on, or ended_on with delivered_units, or both")
+        if self.ended_on is not None and self.delivered_units is None:
+            raise ValueError("delivered_units: an end needs the units delivered")
+        if self.ended_on is None and (self.delivered_units is not None or self.end_reason):
+            raise ValueError("ended_on: units delivered and an end reason come with the end")
+        return self
+
+
+TaskResult = ReviewResult | CarePlanResult | VisitResult | DeliveryResult
 RESULT_OF_KIND: dict[str, type[BaseModel]] = {
     "review": ReviewResult,
     "care-plan": CarePlanResult,
     "pre-discharge-visit": VisitResult,
     "post-discharge-visit": VisitResult,
+    "delivery": DeliveryResult,
 }
 
 
@@ -231,7 +312,8 @@ class CompleteOut(_Out):
     task: TaskOut
     outcome: str = Field(
         description="reviewed, plan, partial, cap-exhausted, waitlisted, could-not-deliver, "
-        "visited, contact-failed, unreachable"
+        "visited, contact-failed, unreachable; delivery: line-started, line-ended, "
+        "delivered (the last line ended), could-not-deliver (nothing was delivered)"
     )
     details: dict[str, Any] = {}
 

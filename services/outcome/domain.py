@@ -21,7 +21,10 @@ from contracts.referral import (
     CaseFailed,
     CaseWaitlisted,
     ReviewCompleted,
+    ServicesDelivered,
     ServicesLinked,
+    ServicesOrdered,
+    ServicesStarted,
 )
 from contracts.scheduling import CaseOnHold, CaseResumed, VisitDone, VisitScheduled
 
@@ -166,12 +169,15 @@ def translate(event: CaseEvent) -> Step | None:
                 details={"retry_at": event.retry_at.isoformat()},
             )
         case CaseFailed():
-            details = {}
+            details: dict[str, Any] = {}
             if event.annual_cap_krw is not None:
                 details = {
                     "annual_cap_krw": event.annual_cap_krw,
                     "cap_remaining_krw": event.cap_remaining_krw,
                 }
+            if event.delivered:
+                # Ordered, and nothing delivered: each line with why it ended.
+                details["services"] = [line.model_dump(mode="json") for line in event.delivered]
             return with_reason(Status.FAILED, event.reason_code, event.reason_code, details=details)
         case CarePlanSet():
             return Update(
@@ -179,8 +185,34 @@ def translate(event: CaseEvent) -> Step | None:
                 "care-plan-set",
                 details={"care_plan": plan_summary(event)},
             )
+        case ServicesOrdered():
+            return Update(
+                Status.IN_PROGRESS,
+                "services-ordered",
+                details={"services": [line.model_dump(mode="json") for line in event.lines]},
+            )
         case ServicesLinked():
-            return Update(Status.IN_PROGRESS, "services-linked")
+            # From a referral deployed before providers were named: ordered, no details.
+            return Update(Status.IN_PROGRESS, "services-ordered")
+        case ServicesStarted():
+            return Update(
+                Status.IN_PROGRESS,
+                "services-started",
+                details={
+                    "first_service": {
+                        "line": event.line,
+                        "service": event.service.value,
+                        "provider": event.provider.model_dump(mode="json"),
+                        "started_on": event.started_on.isoformat(),
+                    }
+                },
+            )
+        case ServicesDelivered():
+            return Update(
+                Status.IN_PROGRESS,
+                "services-delivered",
+                details={"delivery": delivery_summary(event)},
+            )
         case CaseCancelled():
             return with_reason(Status.CANCELLED, event.reason_code.value, event.reason_code.value)
         case CaseClosed():
@@ -203,7 +235,22 @@ def plan_summary(plan: CarePlanSet) -> dict[str, Any]:
     }
 
 
+def delivery_summary(delivered: ServicesDelivered) -> dict[str, Any]:
+    return {
+        "services": [line.model_dump(mode="json") for line in delivered.lines],
+        "total_krw": delivered.total_krw,
+        "publicly_paid_krw": delivered.publicly_paid_krw,
+        "self_paid_krw": delivered.self_paid_krw,
+        "paid_by": _payer(delivered.publicly_paid_krw, delivered.self_paid_krw),
+        "annual_cap_krw": delivered.annual_cap_krw,
+        "cap_remaining_krw": delivered.cap_remaining_krw,
+    }
+
+
 def outcome_report(closed: CaseClosed) -> dict[str, Any]:
+    """The report `completed`/`closed` carries: each service as delivered (provider,
+    dates, units ordered and delivered, how it ended, cost, district-paid, self-paid),
+    the totals, the care precautions acknowledged, follow-up advice."""
     return {
         "services_delivered": [line.model_dump(mode="json") for line in closed.delivered],
         "total_krw": closed.total_krw,
@@ -218,9 +265,10 @@ def outcome_report(closed: CaseClosed) -> dict[str, Any]:
 
 
 FOLLOW_UP_ADVICE = (
-    "Services end with this plan. If needs change, the hospital or the patient can contact "
-    "the district Care SOS centre again; a new referral within the year counts against the "
-    "same annual cap."
+    "The services ordered for this plan have ended. If needs change, the hospital or the "
+    "patient can contact the district Care SOS centre again; a new referral within the year "
+    "counts against the same annual cap, which holds what the district paid for what was "
+    "delivered."
 )
 
 

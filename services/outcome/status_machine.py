@@ -19,7 +19,10 @@ the case and its referrals' feeds, calls `decide`, and writes the decision.
   stands.
 
 New in-progress steps (services ordered, started, delivered …) are new `Update`s in
-`domain.translate`; nothing here needs to know them.
+`domain.translate`; nothing here needs to know them. What closing needs is here: a
+case whose services were ordered completes when referral says every line has ended
+(`ServicesDelivered`) and scheduling says the post-discharge visit is done, whichever
+comes last; the report is built from what was delivered (`Case.closure`).
 """
 
 from __future__ import annotations
@@ -42,7 +45,13 @@ from contracts.intake import (
     FieldError,
 )
 from contracts.outcome import CaseClosed, CaseLinkDeclined
-from contracts.referral import CarePlanSet, PlanLine
+from contracts.referral import (
+    CarePlanSet,
+    DeliveredLine,
+    ServicesDelivered,
+    ServicesLinked,
+    ServicesOrdered,
+)
 from contracts.scheduling import VisitDone
 from services.outcome import domain
 from services.outcome.domain import RESUMED, SUBMISSION_REFUSED, Resume, Step, Update
@@ -67,12 +76,15 @@ class Feed:
 @dataclass(frozen=True)
 class Case:
     """What outcome keeps of a case: its chain of statuses (`path`, see `extend`), the
-    referrals that follow it, and its care plan (for the outcome report)."""
+    referrals that follow it, its care plan, and what closing waits for (`closure`:
+    `ordered` once services were ordered, then the `delivery` report and the
+    `post_visit`, in either order)."""
 
     case_id: str
     path: tuple[Update, ...] = ()
     feeds: tuple[Feed, ...] = ()
     plan: Mapping[str, Any] | None = None
+    closure: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def position(self) -> Position:
@@ -178,6 +190,7 @@ class _Work:
         self.case_id = case.case_id
         self.path = case.path
         self.plan = case.plan
+        self.closure: dict[str, Any] = dict(case.closure)
         self.feeds: dict[FeedKey, Feed] = {f.key: f for f in case.feeds}
         self.occurred_at = occurred_at
         self.sends: list[Send] = []
@@ -187,7 +200,7 @@ class _Work:
 
     @property
     def case(self) -> Case:
-        return Case(self.case_id, self.path, tuple(self.feeds.values()), self.plan)
+        return Case(self.case_id, self.path, tuple(self.feeds.values()), self.plan, self.closure)
 
     def decision(self) -> Decision:
         return Decision(
@@ -280,9 +293,21 @@ def decide(case: Case, event: CaseEvent, *, now: datetime) -> Decision:
         case CarePlanSet():
             work.plan = event.model_dump(mode="json")
             work.step(domain.translate(event))
+        case ServicesOrdered() | ServicesLinked():
+            if work.step(domain.translate(event)):
+                # A plan ordered from providers closes on its delivery; one linked by an
+                # earlier referral (no lines to report on) closes at the visit as before.
+                work.closure["ordered"] = isinstance(event, ServicesOrdered)
+        case ServicesDelivered():
+            if work.step(domain.translate(event)):
+                work.closure["delivery"] = event.model_dump(mode="json")
+                _close_if_ready(work, event, now)
         case VisitDone(kind="post-discharge"):
             if work.step(domain.translate(event)):
-                _close(work, event, now)
+                work.closure["post_visit"] = {
+                    "precautions_acknowledged": event.precautions_acknowledged
+                }
+                _close_if_ready(work, event, now)
         case _:
             work.step(domain.translate(event))
     return work.decision()
@@ -363,21 +388,29 @@ def _refused_submission(
     work.send(feed.key, update)
 
 
-def _close(work: _Work, event: VisitDone, now: datetime) -> None:
-    """The post-discharge visit is done: the loop is closed with the outcome report."""
-    plan = work.plan or {}
+def _close_if_ready(work: _Work, event: CaseEvent, now: datetime) -> None:
+    """Close the loop once both halves are in: every line ended (the delivery report)
+    and the post-discharge visit done. A plan linked before lines were ordered (an
+    earlier referral) has no delivery to wait for: its plan stands in for it."""
+    visit = work.closure.get("post_visit")
+    if visit is None:
+        return
+    delivery = work.closure.get("delivery")
+    if delivery is None and work.closure.get("ordered", False):
+        return  # ordered from providers: the delivery report is still to come
+    report = delivery if delivery is not None else (work.plan or {})
     closed = CaseClosed(
         case_id=event.case_id,
         hospital_id=event.hospital_id,
         referral_id=event.referral_id,
         occurred_at=now,
-        delivered=[PlanLine.model_validate(line) for line in plan.get("lines", [])],
-        total_krw=plan.get("total_krw", 0),
-        publicly_paid_krw=plan.get("publicly_paid_krw", 0),
-        self_paid_krw=plan.get("self_paid_krw", 0),
-        annual_cap_krw=plan.get("annual_cap_krw", 0),
-        cap_remaining_krw=plan.get("cap_remaining_krw", 0),
-        precautions_acknowledged=event.precautions_acknowledged,
+        delivered=[DeliveredLine.model_validate(line) for line in report.get("lines", [])],
+        total_krw=report.get("total_krw", 0),
+        publicly_paid_krw=report.get("publicly_paid_krw", 0),
+        self_paid_krw=report.get("self_paid_krw", 0),
+        annual_cap_krw=report.get("annual_cap_krw", 0),
+        cap_remaining_krw=report.get("cap_remaining_krw", 0),
+        precautions_acknowledged=bool(visit.get("precautions_acknowledged")),
     )
     work.emits.append(closed)
     work.occurred_at = closed.occurred_at

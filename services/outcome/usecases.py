@@ -49,6 +49,7 @@ class Outcome:
                 status_machine.feed_of(f) for f in rows if f["case_id"] == event.case_id or moving
             ),
             plan=row["plan"],
+            closure=row["closure"] or {},
         )
         decision = status_machine.decide(case, event, now=datetime.now(UTC))
         await _write(conn, record, case, decision)
@@ -62,7 +63,7 @@ async def _write(
         _report(refusal)
     if decision.ignored and not decision.sends:
         log.info("no update", case_id=after.case_id, why=decision.ignored)
-    if (after.path, after.plan) != (before.path, before.plan):
+    if (after.path, after.plan, after.closure) != (before.path, before.plan, before.closure):
         await store.save_case(conn, after.case_id, _case_fields(after))
     changed = [feed for feed in after.feeds if feed not in before.feeds]
     await store.save_feeds(conn, after.case_id, changed)
@@ -87,6 +88,7 @@ def _case_fields(case: Case) -> dict[str, Any]:
     return {
         "path": [u.to_json() for u in case.path],
         "plan": dict(case.plan) if case.plan is not None else None,
+        "closure": dict(case.closure),
         "status": current.status.value if current else None,
         "business_status": current.business_status if current else None,
         "reason_code": current.reason_code if current else None,

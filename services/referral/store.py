@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass, fields
+from datetime import date
 from typing import Any
 
 import asyncpg
+
+from services.referral.domain import Line
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,9 @@ class Case:
     priority: str
     requested_services: tuple[str, ...]
     closed: bool
+    # Null for cases accepted before these were kept (issue 9).
+    district: str | None = None
+    expected_discharge_date: date | None = None
 
 
 _CASE_COLUMNS = ", ".join(f.name for f in fields(Case))
@@ -60,17 +67,43 @@ async def get_case(conn: asyncpg.Connection, case_id: str) -> asyncpg.Record | N
     return row
 
 
+async def set_expected_discharge(conn: asyncpg.Connection, case_id: str, expected: date) -> None:
+    await conn.execute(
+        "UPDATE cases SET expected_discharge_date = $2 WHERE case_id = $1", case_id, expected
+    )
+
+
 async def close_case(conn: asyncpg.Connection, case_id: str) -> None:
     await conn.execute("UPDATE cases SET closed = true WHERE case_id = $1", case_id)
 
 
-async def used_this_year(conn: asyncpg.Connection, person_id: str, policy_year: int) -> int:
-    """What the district already pays for this person in this policy year, all cases."""
+async def used_this_year(
+    conn: asyncpg.Connection,
+    person_id: str,
+    policy_year: int,
+    *,
+    except_line: tuple[str, int] | None = None,
+) -> int:
+    """What this person's annual cap holds in this policy year, all cases: the district's
+    part of what was delivered on every ended line, the planned part of every open line
+    (a plan never promises more than the cap), and plans set before lines were kept.
+    `except_line` (case id, line number) leaves one line out: the one being priced."""
+    case_id, line_no = except_line or ("", 0)
     used: int = await conn.fetchval(
-        "SELECT coalesce(sum(publicly_paid_krw), 0) FROM plans"
-        " WHERE person_id = $1 AND policy_year = $2",
+        """SELECT coalesce((SELECT sum(CASE status WHEN 'ended' THEN coalesce(district_paid_krw, 0)
+                                                    WHEN 'cancelled' THEN 0
+                                                    ELSE planned_district_krw END)
+                              FROM plan_lines
+                             WHERE person_id = $1 AND policy_year = $2
+                               AND NOT (case_id = $3 AND line_no = $4)), 0)
+                + coalesce((SELECT sum(p.publicly_paid_krw) FROM plans p
+                             WHERE p.person_id = $1 AND p.policy_year = $2
+                               AND NOT EXISTS (SELECT 1 FROM plan_lines l
+                                                WHERE l.case_id = p.case_id)), 0)""",
         person_id,
         policy_year,
+        case_id,
+        line_no,
     )
     return used
 
@@ -79,3 +112,100 @@ async def add_plan(conn: asyncpg.Connection, **plan: Any) -> None:
     columns = ", ".join(plan)
     params = ", ".join(f"${i}" for i in range(1, len(plan) + 1))
     await conn.execute(f"INSERT INTO plans ({columns}) VALUES ({params})", *plan.values())
+
+
+# ------------------------------------------------------------------ plan lines
+
+_LINE_COLUMNS = ", ".join(f.name for f in fields(Line))
+
+
+def _line(row: asyncpg.Record) -> Line:
+    return Line(**dict(row))
+
+
+async def add_lines(
+    conn: asyncpg.Connection, lines: Sequence[Line], *, person_id: str, policy_year: int
+) -> list[Line]:
+    """Write a plan's lines (ordered); the ids come back from the database."""
+    names = [f.name for f in fields(Line) if f.name != "id"]
+    columns = ", ".join([*names, "person_id", "policy_year"])
+    params = ", ".join(f"${i}" for i in range(1, len(names) + 3))
+    stored = []
+    for line in lines:
+        values = astuple(line)[1:]
+        row = await conn.fetchrow(
+            f"INSERT INTO plan_lines ({columns}) VALUES ({params}) RETURNING {_LINE_COLUMNS}",
+            *values,
+            person_id,
+            policy_year,
+        )
+        stored.append(_line(row))
+    return stored
+
+
+async def lock_lines(conn: asyncpg.Connection, case_id: str) -> list[Line]:
+    """The case's lines in order, locked (after the case: the one lock order)."""
+    rows = await conn.fetch(
+        f"SELECT {_LINE_COLUMNS} FROM plan_lines WHERE case_id = $1 ORDER BY line_no FOR UPDATE",
+        case_id,
+    )
+    return [_line(r) for r in rows]
+
+
+async def lines_of(conn: asyncpg.Connection, case_id: str) -> list[Line]:
+    rows = await conn.fetch(
+        f"SELECT {_LINE_COLUMNS} FROM plan_lines WHERE case_id = $1 ORDER BY line_no", case_id
+    )
+    return [_line(r) for r in rows]
+
+
+async def save_line(conn: asyncpg.Connection, line: Line, reported_by: str) -> None:
+    await conn.execute(
+        """UPDATE plan_lines SET status = $3, started_on = $4, ended_on = $5,
+                  delivered_units = $6, end_reason = $7, cost_krw = $8,
+                  district_paid_krw = $9, self_paid_krw = $10, reported_by = $11,
+                  updated_at = now()
+            WHERE case_id = $1 AND line_no = $2""",
+        line.case_id,
+        line.line_no,
+        line.status,
+        line.started_on,
+        line.ended_on,
+        line.delivered_units,
+        line.end_reason,
+        line.cost_krw,
+        line.district_paid_krw,
+        line.self_paid_krw,
+        reported_by,
+    )
+
+
+async def cancel_open_lines(conn: asyncpg.Connection, case_id: str) -> int:
+    """The case ended before its lines did (cancelled, failed): what is still open is
+    cancelled and holds nothing of the cap any more."""
+    result: str = await conn.execute(
+        """UPDATE plan_lines SET status = 'cancelled', reported_by = 'system', updated_at = now()
+            WHERE case_id = $1 AND status IN ('ordered', 'started')""",
+        case_id,
+    )
+    return int(result.split()[-1])
+
+
+async def line_by_id(conn: asyncpg.Connection, line_id: int) -> Line | None:
+    """A line by its public id, unlocked (the caller locks its case, then its lines)."""
+    row = await conn.fetchrow(f"SELECT {_LINE_COLUMNS} FROM plan_lines WHERE id = $1", line_id)
+    return _line(row) if row is not None else None
+
+
+async def provider_lines(
+    conn: asyncpg.Connection, provider_id: str, *, statuses: Sequence[str], limit: int
+) -> list[Line]:
+    rows = await conn.fetch(
+        f"""SELECT {_LINE_COLUMNS} FROM plan_lines
+             WHERE provider_id = $1 AND status = ANY($2::text[])
+             ORDER BY planned_start, id LIMIT $3""",
+        provider_id,
+        list(statuses),
+        limit,
+    )
+    return [_line(r) for r in rows]

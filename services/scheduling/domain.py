@@ -217,7 +217,7 @@ def on_discharged(
 
 
 def on_services_linked(case: Case, *, now: datetime) -> Decision:
-    """Services are linked: a patient already home (and not on hold) gets the
+    """Services are ordered (linked): a patient already home (and not on hold) gets the
     post-discharge visit now, otherwise it waits for the discharge."""
     if case.closed:
         return Decision(case)

@@ -3,7 +3,7 @@
 Subscriber side (`CaseEvents`): plan the pre-discharge visit once the review
 found the case eligible, re-plan it when the discharge date moves (on hold
 when it moves beyond the horizon), mark it missed if the patient leaves first,
-and plan the post-discharge visit once services are linked and the patient is
+and plan the post-discharge visit once services are ordered and the patient is
 home; readmission suspends it. Interface side (`Coordinator`): record a visit,
 a failed contact attempt (unreachable after the configured number), reopen.
 
@@ -25,7 +25,7 @@ from contracts.intake import (
     DischargeDateChanged,
 )
 from contracts.outcome import CaseClosed
-from contracts.referral import CaseFailed, ReviewCompleted, ServicesLinked
+from contracts.referral import CaseFailed, ReviewCompleted, ServicesLinked, ServicesOrdered
 from contracts.scheduling import VisitDone
 from services.lib.runtime.events import CaseEventRouter, emit
 from services.lib.runtime.pipeline import Handler, Record
@@ -94,6 +94,8 @@ class CaseEvents:
                 DischargeDateChanged: self._date_changed,
                 CaseReadmitted: self._readmitted,
                 CaseDischarged: self._discharged,
+                ServicesOrdered: self._services_linked,
+                # Written by a referral deployed before providers were named.
                 ServicesLinked: self._services_linked,
                 CaseCancelled: self._closed,
                 CaseFailed: self._closed,
@@ -162,7 +164,7 @@ class CaseEvents:
         await _apply(conn, case, decision, record)
 
     async def _services_linked(
-        self, conn: asyncpg.Connection, record: Record, ev: ServicesLinked
+        self, conn: asyncpg.Connection, record: Record, ev: ServicesLinked | ServicesOrdered
     ) -> None:
         case = await store.lock_case(conn, ev.case_id)
         if case is None:

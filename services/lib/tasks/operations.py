@@ -275,6 +275,54 @@ async def record_attempt(
     return Task.from_row(row)
 
 
+async def record_progress(
+    conn: asyncpg.Connection, task_id: int, actor: str, result: dict[str, Any], *, now: datetime
+) -> Task:
+    """Part of a task's work recorded (one line of a delivery): the task stays with the actor."""
+    row = await conn.fetchrow(
+        f"""UPDATE tasks SET result = $3
+            WHERE id = $1 AND status = 'claimed' AND claimed_by = $2 AND lease_until >= $4
+            RETURNING {_COLUMNS}""",
+        task_id,
+        actor,
+        result,
+        now,
+    )
+    if row is None:
+        await _explain(conn, task_id, actor, now, completing=True)
+    await audit(conn, task_id, actor, "progress")
+    return Task.from_row(row)
+
+
+async def finish_live(
+    conn: asyncpg.Connection,
+    case_id: str,
+    kind: str,
+    actor: str,
+    result: dict[str, Any],
+    *,
+    now: datetime,
+) -> Task | None:
+    """Complete the case's live task of `kind` whoever holds it: its work was done by
+    someone the task does not know (a provider reported the last delivery). A holder's
+    next action on it is answered `task-closed`. None if there is no live one."""
+    row = await conn.fetchrow(
+        f"""UPDATE tasks SET status = 'done', result = $4, completed_at = $5, completed_by = $3,
+                             lease_until = NULL
+            WHERE case_id = $1 AND kind = $2 AND status IN ('open', 'claimed')
+            RETURNING {_COLUMNS}""",
+        case_id,
+        kind,
+        actor,
+        result,
+        now,
+    )
+    if row is None:
+        return None
+    await audit(conn, row["id"], actor, "complete")
+    return Task.from_row(row)
+
+
 async def reset_attempts(conn: asyncpg.Connection, task_id: int) -> None:
     """Count contact attempts afresh (a coordinator tries an unreachable person again)."""
     await conn.execute("UPDATE tasks SET attempts = 0 WHERE id = $1", task_id)

@@ -1,11 +1,11 @@
 """The whole loop with instant simulated staff: submission to `completed`.
 
 The hospital submits every referral at once and sends `patient.discharged` the
-moment an update says `services-linked`. The coordinators are a pool of simulated
+moment an update says `services-ordered`. The coordinators are a pool of simulated
 coordinators (services.tools.simulators.staff_loop), several per centre, each
 signed in to the console with its own account and working through its HTTP API
 as a person would: read the centre's queue, claim, complete (review eligible,
-visits done, the default care plan), with no delay of their own.
+visits done, the default care plan, every line delivered), with no delay of their own.
 
 The loop's patients live in districts the intake runs never use
 (`LOOP_DISTRICTS`), so the loop's centres hold only the loop's tasks: the intake
@@ -78,7 +78,7 @@ async def run_loop(
     def on_update(data: dict[str, Any], _: float) -> None:
         referral_id = str(data.get("referral_id"))
         # Act on the first sight only: a redelivered update must not discharge twice.
-        if data.get("business_status") == "services-linked" and referral_id not in discharged:
+        if data.get("business_status") == "services-ordered" and referral_id not in discharged:
             discharged.add(referral_id)
             task = asyncio.create_task(discharge(referral_id))
             discharges.add(task)

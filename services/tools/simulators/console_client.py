@@ -29,7 +29,7 @@ import contextlib
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -37,6 +37,8 @@ import httpx
 from services.tools.simulators.accounts import Account
 
 LIVE = ("open", "claimed")
+# Coordinators record dates as Seoul's calendar does.
+SEOUL = timezone(timedelta(hours=9), "KST")
 FINDINGS = ("home-safety-checked",)
 # Transport errors raised before the request left this process: safe to repeat.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -249,10 +251,26 @@ class ConsoleClient:
         return await self.complete(task, {"decision": decision, "reason_code": reason_code})
 
     async def care_plan(
-        self, task: Task, lines: Sequence[tuple[str, int]] | None = None
+        self,
+        task: Task,
+        lines: Sequence[tuple[str, int]] | None = None,
+        *,
+        providers: Mapping[str, str] | None = None,
+        starts: Mapping[str, date] | None = None,
     ) -> Completed:
-        """A plan of `lines` (service, quantity); none: a first week of each requested service."""
-        planned = [{"service": s, "quantity": q} for s, q in lines] if lines else None
+        """A plan of `lines` (service, quantity); none: a first week of each requested
+        service. `providers` and `starts` (by service) choose other than the suggested
+        provider and the default start."""
+        planned = None
+        if lines:
+            planned = []
+            for service, quantity in lines:
+                line: dict[str, Any] = {"service": service, "quantity": quantity}
+                if providers and service in providers:
+                    line["provider_id"] = providers[service]
+                if starts and service in starts:
+                    line["planned_start"] = starts[service].isoformat()
+                planned.append(line)
         return await self.complete(task, {"decision": "plan", "lines": planned})
 
     async def waitlist(self, task: Task) -> Completed:
@@ -276,6 +294,63 @@ class ConsoleClient:
                 "findings": list(findings),
             },
         )
+
+    async def record_line(
+        self,
+        task: Task,
+        line: int,
+        *,
+        started_on: date | None = None,
+        ended_on: date | None = None,
+        delivered_units: int | None = None,
+        end_reason: str | None = None,
+    ) -> Completed:
+        """One step of one line on a delivery task: its start, its end, or both. Outcome
+        `line-started`, `line-ended`, or for the last line `delivered` /
+        `could-not-deliver` (the task is then done)."""
+        body: dict[str, Any] = {"line": line}
+        if started_on is not None:
+            body["started_on"] = started_on.isoformat()
+        if ended_on is not None:
+            body.update(
+                ended_on=ended_on.isoformat(),
+                delivered_units=delivered_units,
+                end_reason=end_reason,
+            )
+        return await self.complete(task, body)
+
+    async def deliver(
+        self, task: Task, how: str = "full", *, on: date | None = None
+    ) -> Completed | None:
+        """Work a delivery task through: every open line started and ended today, with
+        what `how` says (`full`: everything ordered; `partial`: the first line half of it,
+        the patient moved to a facility, the rest in full; `none`: nothing, the provider
+        could not staff). The last answer, None if no line was open."""
+        detail = await self.detail(task)
+        lines = [
+            x for x in detail["case"].get("lines", []) if x["status"] in ("ordered", "started")
+        ]
+        today = on or datetime.now(SEOUL).date()
+        done: Completed | None = None
+        for index, line in enumerate(lines):
+            quantity = int(line["quantity"])
+            units, reason = quantity, None
+            if how == "none":
+                units, reason = 0, "provider-could-not-staff"
+            elif how == "partial" and index == 0:
+                units, reason = max(1, quantity // 2), "moved-to-facility"
+                if units >= quantity:
+                    units, reason = quantity, None
+            start = today if units and line["status"] == "ordered" else None
+            done = await self.record_line(
+                task,
+                int(line["line"]),
+                started_on=start,
+                ended_on=today,
+                delivered_units=units,
+                end_reason=reason,
+            )
+        return done
 
     async def contact_failed(self, task: Task) -> Completed:
         """A call that did not reach the person: outcome `contact-failed`, or `unreachable`

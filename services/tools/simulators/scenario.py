@@ -10,15 +10,15 @@ Kinds and where they end:
 
 | kind | hospital | coordinators | terminal status |
 |---|---|---|---|
-| eligible, urgent | discharges after `services-linked` | eligible, visits, default plan | completed |
+| eligible, urgent | discharges after `services-ordered` | eligible, visits, default plan, every line delivered (every fourth eligible: the first line partly, the patient moved to a facility) | completed |
 | ineligible | age < 50, a district outside Seoul, no consent; or (review) as eligible | (review variant) ineligible with a reason | rejected (cancelled for `declined-by-patient`) |
 | postponed | moves the discharge beyond the horizon, then back | wait for the visit to be re-planned | completed |
 | cancelled | cancels at a stage with a contract reason | default | cancelled |
 | readmitted | discharges, readmits, discharges again | wait for the re-planned visit | completed |
 | unreachable | discharges once the case is on hold as unreachable (the visit is missed) | fail contact until on hold, then plan and visit after discharge | completed |
-| waitlisted | discharges after `services-linked` | waitlist the plan once, then plan | completed |
+| waitlisted | discharges after `services-ordered` | waitlist the plan once, then plan | completed |
 | cap_exhausted | one person, referred again after each case ends | 14 facility days each time | completed …, then failed |
-| could_not_deliver | as eligible | could not deliver the plan | failed |
+| could_not_deliver | as eligible | could not deliver the plan (variant `plan`), or plan it and deliver nothing (variant `delivery`: the provider could not staff) | failed |
 
 `Board` is the in-process meeting point when the hospital and the staff
 simulators run together: the hospital publishes its scripts and what it has
@@ -76,7 +76,7 @@ REVIEW_REFUSALS = (
     "declined-by-patient",
 )
 CANCEL_REASONS = tuple(reason.value for reason in CancelReason)
-CANCEL_STAGES = ("triaged", "pre-discharge-visit-scheduled", "services-linked")
+CANCEL_STAGES = ("triaged", "pre-discharge-visit-scheduled", "services-ordered")
 OUTSIDE_DISTRICTS = ("Suwon-si", "Seongnam-si", "Goyang-si", "Bucheon-si")
 SERVED_DISTRICTS = tuple(SEOUL_DONGS)
 SERVICES = (
@@ -94,7 +94,10 @@ DEFAULT_CHAIN_LENGTH = 3
 # Matches scheduling's default postponement horizon (CARELINK_POSTPONEMENT_HORIZON_DAYS).
 HORIZON_DAYS = 14
 
-TaskKind = Literal["review", "care-plan", "pre-discharge-visit", "post-discharge-visit"]
+TaskKind = Literal["review", "care-plan", "pre-discharge-visit", "post-discharge-visit", "delivery"]
+# How the ordered services are delivered: every line in full; the first line in part (the
+# rest in full); nothing at all (the case fails, could-not-deliver).
+Delivery = Literal["full", "partial", "none"]
 Action = Literal["discharge", "postpone", "return", "readmit", "cancel"]
 
 
@@ -133,6 +136,7 @@ class Decisions:
     contact_failures: int = 0
     care_plan: Literal["plan", "waitlist", "could-not-deliver"] = "plan"
     plan_lines: tuple[tuple[str, int], ...] | None = None
+    delivery: Delivery = "full"
     gates: tuple[Gate, ...] = ()
 
 
@@ -339,15 +343,19 @@ def _script(
         if rng.random() < 0.75
         else rng.randrange(7_000_000, 12_000_000, 10_000)
     )
-    # Every referral still open once services are linked is discharged, whatever the
+    # Every referral still open once services are ordered is discharged, whatever the
     # script: coordinators without the scripts (another process) take the plain path.
-    discharge = (FollowUp("services-linked", "discharge"),)
+    discharge = (FollowUp("services-ordered", "discharge"),)
     staff = Decisions()
     follow: tuple[FollowUp, ...] = discharge
     variant: str | None = None
     status, reason = "completed", None
 
-    if kind == "urgent":
+    if kind == "eligible" and index % 4 == 3:
+        # Not everything ordered gets delivered: the patient moved to a facility.
+        variant = "partly-delivered"
+        staff = Decisions(delivery="partial")
+    elif kind == "urgent":
         sub["priority"] = "urgent"
     elif kind == "ineligible":
         variant = rng.choice(INELIGIBLE_VARIANTS)
@@ -397,13 +405,19 @@ def _script(
         # discharge once services are linked.
         follow = (
             FollowUp("unreachable", "discharge"),
-            FollowUp("services-linked", "discharge", unless="unreachable"),
+            FollowUp("services-ordered", "discharge", unless="unreachable"),
         )
         staff = Decisions(contact_failures=3)
     elif kind == "waitlisted":
         staff = Decisions(care_plan="waitlist")
     elif kind == "could_not_deliver":
-        staff = Decisions(care_plan="could-not-deliver")
+        # Alternately: no plan can be delivered; or the plan is ordered and nothing of it
+        # is delivered (the hospital has discharged the patient by then).
+        variant = "delivery" if index % 2 else "plan"
+        if variant == "plan":
+            staff = Decisions(care_plan="could-not-deliver")
+        else:
+            staff = Decisions(delivery="none")
         status, reason = "failed", "could-not-deliver"
     elif kind == "cap_exhausted":
         sub.update(

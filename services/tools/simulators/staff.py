@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import date
 from typing import Any, Literal
 
 from services.tools.simulators.accounts import Account, by_centre
@@ -24,7 +25,7 @@ from services.tools.simulators.console_client import (
     sign_in_all,
 )
 
-TaskKind = Literal["review", "care-plan", "pre-discharge-visit", "post-discharge-visit"]
+TaskKind = Literal["review", "care-plan", "pre-discharge-visit", "post-discharge-visit", "delivery"]
 VisitKind = Literal["pre-discharge-visit", "post-discharge-visit"]
 
 
@@ -111,11 +112,17 @@ class Staff:
         await desk.review(task, decision, reason_code)
 
     async def plan(
-        self, case_id: str, lines: Sequence[tuple[str, int]] | None = None
+        self,
+        case_id: str,
+        lines: Sequence[tuple[str, int]] | None = None,
+        *,
+        providers: Mapping[str, str] | None = None,
+        starts: Mapping[str, date] | None = None,
     ) -> dict[str, Any]:
-        """Set the care plan; returns what referral answered (`outcome`, `total_krw` …)."""
+        """Set the care plan; returns what referral answered (`outcome`, `total_krw`, the
+        ordered `lines` …). `providers`/`starts` by service: other than the suggestion."""
         desk, task = await self._claimed(case_id, "care-plan")
-        return (await desk.care_plan(task, lines)).details
+        return (await desk.care_plan(task, lines, providers=providers, starts=starts)).details
 
     async def visit(
         self, case_id: str, kind: VisitKind, *, precautions_acknowledged: bool = True
@@ -128,6 +135,15 @@ class Staff:
         desk, task = await self._claimed(case_id, kind)
         done: Completed = await desk.contact_failed(task)
         return done.task
+
+    async def deliver(self, case_id: str, how: str = "full") -> Completed | None:
+        """Record every line of the case's delivery task (see ConsoleClient.deliver)."""
+        desk, task = await self._claimed(case_id, "delivery")
+        return await desk.deliver(task, how)
+
+    async def delivery_task(self, case_id: str) -> tuple[ConsoleClient, Task]:
+        """The case's delivery task, claimed: for recording lines one step at a time."""
+        return await self._claimed(case_id, "delivery")
 
     async def waitlist(self, case_id: str) -> None:
         desk, task = await self._claimed(case_id, "care-plan")

@@ -12,7 +12,8 @@ already holds (a run that stopped half-way) goes back to that account.
 
 Decisions come from the referral's script when the hospital simulator runs in the
 same process and shares its `Board` (which also tells which referral a case is);
-otherwise the plain path: eligible, visits done, the default care plan.
+otherwise the plain path: eligible, visits done, the default care plan, every line
+delivered in full.
 """
 
 from __future__ import annotations
@@ -286,6 +287,9 @@ class Coordinators:
                 await client.could_not_deliver(task)
                 return "could-not-deliver"
             return (await client.care_plan(task, decisions.plan_lines)).outcome
+        if task.kind == "delivery":
+            done = await client.deliver(task, decisions.delivery)
+            return done.outcome if done is not None else "no-open-line"
         if task.kind == "pre-discharge-visit" and decisions.contact_failures > task.attempts:
             return await self._unreachable(client, task, decisions)
         return (await client.visit(task)).outcome

@@ -75,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         if info.infrastructure_logs:
             print(f"  broker/db logs    {info.infrastructure_logs}")
         print(f"  hospitals         {', '.join(info.hospitals)}")
+        tokens = system.write_provider_tokens(args.dir / "provider-tokens.json")
+        print(
+            f"  providers         tokens for referral's /v1/provider/ routes in {tokens} "
+            "(yours only)"
+        )
         print(
             f"\nAll of this is in {args.dir / 'system.json'}. Ctrl-C stops everything.\n",
             flush=True,

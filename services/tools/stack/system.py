@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts.topics import all_topics
-from services.lib.policy import load_registry
+from services.lib.policy import load_providers, load_registry
 from services.lib.runtime.kafka import ensure_topics
 from services.lib.runtime.settings import REPO_ROOT, KafkaSettings
 from services.tools.localinfra import Infrastructure, ensure_databases, start_infrastructure
@@ -129,6 +129,12 @@ class LocalSystem:
         # The console's credential for the services' APIs: random per system, given to
         # both sides through their environment, never written to system.json.
         self.console_token = secrets.token_urlsafe(32)
+        # Every contracted provider's credential for referral's provider routes, likewise
+        # random per system (`provider_tokens_file` writes them for people trying it).
+        self.provider_tokens = {
+            provider: secrets.token_urlsafe(32)
+            for provider in sorted(load_providers(load_registry()).ids)
+        }
 
     def start(self, *, ready_timeout: float = 90.0) -> SystemInfo:
         self.base_dir.mkdir(parents=True, exist_ok=True)
@@ -151,6 +157,7 @@ class LocalSystem:
         logs_dir = self.base_dir / "logs"
         ports = {s: (HEALTH_PORTS[s] if self.fixed_ports else _free_port()) for s in SERVICES}
         callers = json.dumps({CONSOLE: self.console_token})
+        provider_callers = json.dumps(self.provider_tokens)
         for name in SERVICES:
             env = {
                 **os.environ,
@@ -158,6 +165,8 @@ class LocalSystem:
                 "CARELINK_DATABASE_URL": databases[self._db(name)],
                 # Who may call the service's API (the services the console calls read it).
                 "CARELINK_API_CALLERS": callers,
+                # The providers' own credentials (only referral serves them routes).
+                **({"CARELINK_PROVIDER_CALLERS": provider_callers} if name == "referral" else {}),
                 "CARELINK_HEALTH_PORT": str(ports[name]),
                 "CARELINK_LOG_FILE": str(logs_dir / f"{name}.log"),
                 "CARELINK_LOG_FORMAT": "json",
@@ -202,6 +211,15 @@ class LocalSystem:
         (self.base_dir / "system.json").write_text(self.info.to_json() + "\n")
         self.wait_ready(ready_timeout)
         return self.info
+
+    def write_provider_tokens(self, path: Path) -> Path:
+        """The providers' tokens for this run, readable by the owner only (to try the
+        provider routes by hand)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600, exist_ok=True)
+        path.chmod(0o600)
+        path.write_text(json.dumps(self.provider_tokens, indent=2) + "\n", encoding="utf-8")
+        return path
 
     def _db(self, service: str) -> str:
         return f"{self.prefix}carelink_{service}".replace("-", "_")

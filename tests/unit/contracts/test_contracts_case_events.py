@@ -28,6 +28,19 @@ COMMON: dict[str, Any] = {
     "occurred_at": "2025-03-01T10:00:00+09:00",
 }
 PLAN_LINE = {"service": "meal_delivery", "quantity": 10, "unit": "meal", "cost_krw": 80_000}
+PROVIDER = {"id": "demo-lunchbox", "name": {"ko": "가상 든든도시락", "en": "Fictional Lunchbox"}}
+ORDERED_LINE = {**PLAN_LINE, "line": 1, "provider": PROVIDER, "planned_start": "2025-03-07"}
+DELIVERED_LINE = {
+    **ORDERED_LINE,
+    "cost_krw": 64_000,
+    "started_on": "2025-03-07",
+    "ended_on": "2025-03-14",
+    "delivered_units": 8,
+    "outcome": "partly-delivered",
+    "end_reason": "moved-to-facility",
+    "district_paid_krw": 64_000,
+    "self_paid_krw": 0,
+}
 
 # One valid data object per event type; a new type needs a sample here.
 SAMPLES: dict[str, dict[str, Any]] = {
@@ -81,6 +94,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "reason_code": "cap-exhausted",
         "annual_cap_krw": 1_800_000,
         "cap_remaining_krw": 0,
+        "delivered": [],
     },
     "carelink.case.on-hold.v1": {"reason_code": "readmitted"},
     "carelink.case.resumed.v1": {"kind": "post-discharge"},
@@ -98,6 +112,21 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "cap_remaining_krw": 1_720_000,
     },
     "carelink.case.services-linked.v1": {},
+    "carelink.case.services-ordered.v1": {"lines": [ORDERED_LINE]},
+    "carelink.case.services-started.v1": {
+        "line": 1,
+        "service": "meal_delivery",
+        "provider": PROVIDER,
+        "started_on": "2025-03-07",
+    },
+    "carelink.case.services-delivered.v1": {
+        "lines": [DELIVERED_LINE],
+        "total_krw": 64_000,
+        "publicly_paid_krw": 64_000,
+        "self_paid_krw": 0,
+        "annual_cap_krw": 1_800_000,
+        "cap_remaining_krw": 1_736_000,
+    },
     "carelink.case.visit-scheduled.v1": {
         "kind": "pre-discharge",
         "window_start": "2025-03-04T10:00:00+09:00",
@@ -110,7 +139,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "findings": ["home-safety-checked"],
     },
     "carelink.case.closed.v1": {
-        "delivered": [PLAN_LINE],
+        "delivered": [DELIVERED_LINE],
         "total_krw": 80_000,
         "publicly_paid_krw": 80_000,
         "self_paid_krw": 0,
@@ -209,6 +238,8 @@ def test_internal_readers_ignore_a_field_a_newer_producer_added(ce_type: str) ->
     [
         ("carelink.case.closed.v1", "delivered"),
         ("carelink.case.care-plan-set.v1", "lines"),
+        ("carelink.case.services-ordered.v1", "lines"),
+        ("carelink.case.services-delivered.v1", "lines"),
         ("carelink.case.rejected.v1", "errors"),
     ],
 )

@@ -34,10 +34,17 @@ from contracts.referral import (
     CarePlanSet,
     CaseFailed,
     CaseWaitlisted,
+    DeliveredLine,
+    OrderedLine,
     PlanLine,
+    ProviderName,
+    ProviderRef,
     ReviewCompleted,
     ReviewRefusal,
+    ServicesDelivered,
     ServicesLinked,
+    ServicesOrdered,
+    ServicesStarted,
 )
 from contracts.scheduling import CaseOnHold, CaseResumed, VisitDone, VisitScheduled
 from services.outcome.status_machine import Case, Decision, decide
@@ -124,6 +131,54 @@ def plan() -> CarePlanSet:
         paid_by="district",
         annual_cap_krw=1_800_000,
         cap_remaining_krw=1_696_000,
+    )
+
+
+PROVIDER = ProviderRef(id="demo-lunchbox", name=ProviderName(ko="가상 도시락", en="Fictional"))
+MEALS = PlanLine(service="meal_delivery", quantity=10, unit="per_meal", cost_krw=104_000)
+
+
+def ordered() -> ServicesOrdered:
+    line = OrderedLine(
+        **MEALS.model_dump(), line=1, provider=PROVIDER, planned_start=date(2026, 3, 9)
+    )
+    return ServicesOrdered(**ids(), lines=[line])
+
+
+def started() -> ServicesStarted:
+    return ServicesStarted(
+        **ids(),
+        line=1,
+        service="meal_delivery",  # type: ignore[arg-type]
+        provider=PROVIDER,
+        started_on=date(2026, 3, 9),
+    )
+
+
+def delivered_line(units: int = 7) -> DeliveredLine:
+    return DeliveredLine(
+        **{**MEALS.model_dump(), "cost_krw": units * 10_400},
+        line=1,
+        provider=PROVIDER,
+        planned_start=date(2026, 3, 9),
+        started_on=date(2026, 3, 9) if units else None,
+        ended_on=date(2026, 3, 16),
+        delivered_units=units,
+        outcome="partly-delivered" if units else "not-delivered",
+        end_reason="refused",
+        district_paid_krw=units * 10_400,
+    )
+
+
+def delivered(units: int = 7) -> ServicesDelivered:
+    return ServicesDelivered(
+        **ids(),
+        lines=[delivered_line(units)],
+        total_krw=units * 10_400,
+        publicly_paid_krw=units * 10_400,
+        self_paid_krw=0,
+        annual_cap_krw=1_800_000,
+        cap_remaining_krw=1_800_000 - units * 10_400,
     )
 
 
@@ -263,6 +318,70 @@ def test_the_whole_loop_to_completed_with_the_outcome_report() -> None:
     report = run.feeds[POLICE][-1]["details"]["outcome_report"]
     assert report["services_delivered"][0]["service"] == "meal_delivery"
     assert any(isinstance(e, CaseClosed) for d in run.decisions for e in d.emits)
+    run.assert_contract()
+    assert run.refusals == []
+
+
+ORDERED_LOOP: tuple[CaseEvent, ...] = (
+    received(),
+    triaged(),
+    reviewed(),
+    scheduled(),
+    visited(),
+    plan(),
+    ordered(),
+    scheduled("post-discharge"),
+    started(),
+)
+
+
+def test_an_ordered_plan_completes_when_delivery_ends_after_the_visit() -> None:
+    run = Run()(*ORDERED_LOOP, visited("post-discharge"))
+    assert run.trail()[-1] == ("in-progress", "post-discharge-visit-done"), "waits for delivery"
+    assert not any(isinstance(e, CaseClosed) for d in run.decisions for e in d.emits)
+    run(delivered())
+    assert run.trail()[-3:] == [
+        ("in-progress", "post-discharge-visit-done"),
+        ("in-progress", "services-delivered"),
+        ("completed", "closed"),
+    ]
+    report = run.feeds[POLICE][-1]["details"]["outcome_report"]
+    line = report["services_delivered"][0]
+    assert (line["delivered_units"], line["outcome"], line["end_reason"]) == (
+        7,
+        "partly-delivered",
+        "refused",
+    )
+    assert line["provider"]["id"] == "demo-lunchbox"
+    assert (report["total_krw"], report["publicly_paid_krw"]) == (72_800, 72_800)
+    assert report["care_precautions_acknowledged"] is True
+    closes = [e for d in run.decisions for e in d.emits if isinstance(e, CaseClosed)]
+    assert len(closes) == 1
+    assert closes[0].delivered[0].delivered_units == 7
+    run.assert_contract()
+    assert run.refusals == []
+
+
+def test_an_ordered_plan_completes_at_the_visit_when_delivery_ended_first() -> None:
+    run = Run()(*ORDERED_LOOP, delivered())
+    assert run.trail()[-1] == ("in-progress", "services-delivered"), "waits for the visit"
+    run(visited("post-discharge"))
+    assert run.trail()[-2:] == [
+        ("in-progress", "post-discharge-visit-done"),
+        ("completed", "closed"),
+    ]
+    assert run.trail().count(("in-progress", "services-started")) == 1
+    report = run.feeds[POLICE][-1]["details"]["outcome_report"]
+    assert report["services_delivered"][0]["delivered_units"] == 7
+    run.assert_contract()
+    assert run.refusals == []
+
+
+def test_ordered_and_nothing_delivered_fails_could_not_deliver() -> None:
+    nothing = CaseFailed(**ids(), reason_code="could-not-deliver", delivered=[delivered_line(0)])
+    run = Run()(*ORDERED_LOOP[:-1], nothing, visited("post-discharge"))
+    assert run.trail()[-1] == ("failed", "could-not-deliver")
+    assert run.feeds[POLICE][-1]["details"]["services"][0]["outcome"] == "not-delivered"
     run.assert_contract()
     assert run.refusals == []
 
@@ -462,6 +581,9 @@ ANY_EVENT: st.SearchStrategy[CaseEvent] = st.one_of(
     ),
     st.just(plan()),
     st.just(ServicesLinked(**ids())),
+    st.just(ordered()),
+    st.just(started()),
+    st.sampled_from([0, 7, 10]).map(delivered),
     st.sampled_from(HOLD_CODES).map(hold),
     st.sampled_from(["pre-discharge", "post-discharge"]).map(resumed),
     st.just(CaseWaitlisted(**ids(), retry_at=AT)),
@@ -543,15 +665,20 @@ def service_orders(draw: st.DrawFn) -> list[CaseEvent]:
             visited(outcome="missed"),
             plan(),
             ServicesLinked(**ids()),
+            ordered(),
+            started(),
             *[hold(code) for code in HOLD_CODES],
             resumed(),
             resumed("post-discharge"),
             CaseWaitlisted(**ids(), retry_at=AT),
         ]
         events += _events(draw, steps, 12)
-        end = draw(st.sampled_from(["none", "closed", "failed", "cancelled"]))
+        end = draw(st.sampled_from(["none", "closed", "delivered", "failed", "cancelled"]))
         if end == "closed":
             events.append(visited("post-discharge"))
+        elif end == "delivered":
+            both: list[CaseEvent] = [delivered(), visited("post-discharge")]
+            events += draw(st.permutations(both))
         elif end == "failed":
             events.append(failed(draw(st.sampled_from(["could-not-deliver", "cap-exhausted"]))))
         elif end == "cancelled":

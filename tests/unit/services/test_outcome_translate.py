@@ -28,10 +28,17 @@ from contracts.referral import (
     CarePlanSet,
     CaseFailed,
     CaseWaitlisted,
+    DeliveredLine,
+    OrderedLine,
     PlanLine,
+    ProviderName,
+    ProviderRef,
     ReviewCompleted,
     ReviewRefusal,
+    ServicesDelivered,
     ServicesLinked,
+    ServicesOrdered,
+    ServicesStarted,
 )
 from contracts.scheduling import CaseOnHold, CaseResumed, VisitDone, VisitKind, VisitScheduled
 from services.outcome.domain import Resume, Update, translate
@@ -46,6 +53,28 @@ COMMON: dict[str, Any] = {
 LINES = [
     PlanLine(service="temporary_home_care", quantity=8, unit="per_30_min", cost_krw=135_520),
     PlanLine(service="meal_delivery", quantity=10, unit="per_meal", cost_krw=101_000),
+]
+
+PROVIDER = ProviderRef(
+    id="demo-homecare-southeast", name=ProviderName(ko="가상 재가", en="Fictional Home Care")
+)
+ORDERED = [
+    OrderedLine(**line.model_dump(), line=n, provider=PROVIDER, planned_start=date(2025, 3, 6))
+    for n, line in enumerate(LINES, start=1)
+]
+DELIVERED = [
+    DeliveredLine(
+        **line.model_dump(),
+        line=1,
+        provider=PROVIDER,
+        planned_start=date(2025, 3, 6),
+        started_on=date(2025, 3, 6),
+        ended_on=date(2025, 3, 9),
+        delivered_units=8,
+        outcome="delivered",
+        district_paid_krw=line.cost_krw,
+    )
+    for line in LINES[:1]
 ]
 
 REJECTED_CODES: tuple[str, ...] = get_args(CaseRejected.model_fields["reason_code"].annotation)
@@ -124,13 +153,35 @@ def care_plan() -> CarePlanSet:
 def closed() -> CaseClosed:
     return CaseClosed(
         **COMMON,
-        delivered=LINES,
-        total_krw=236_520,
-        publicly_paid_krw=236_520,
+        delivered=DELIVERED,
+        total_krw=135_520,
+        publicly_paid_krw=135_520,
         self_paid_krw=0,
         annual_cap_krw=1_800_000,
-        cap_remaining_krw=1_563_480,
+        cap_remaining_krw=1_664_480,
         precautions_acknowledged=True,
+    )
+
+
+def delivered() -> ServicesDelivered:
+    return ServicesDelivered(
+        **COMMON,
+        lines=DELIVERED,
+        total_krw=135_520,
+        publicly_paid_krw=135_520,
+        self_paid_krw=0,
+        annual_cap_krw=1_800_000,
+        cap_remaining_krw=1_664_480,
+    )
+
+
+def started() -> ServicesStarted:
+    return ServicesStarted(
+        **COMMON,
+        line=1,
+        service="temporary_home_care",  # type: ignore[arg-type]
+        provider=PROVIDER,
+        started_on=date(2025, 3, 6),
     )
 
 
@@ -139,7 +190,8 @@ def every_event() -> list[CaseEvent]:
     events: list[CaseEvent] = [received(), accepted()]
     events += [rejected(code) for code in REJECTED_CODES]
     events += [scheduled(kind) for kind in VISIT_KINDS] + [done(kind) for kind in VISIT_KINDS]
-    events += [care_plan(), ServicesLinked(**COMMON)]
+    events += [care_plan(), ServicesLinked(**COMMON), ServicesOrdered(**COMMON, lines=ORDERED)]
+    events += [started(), delivered()]
     events += [CaseOnHold(**COMMON, reason_code=code) for code in HOLD_CODES]  # type: ignore[arg-type]
     events.append(CaseWaitlisted(**COMMON, retry_at=AT + timedelta(days=7)))
     events += [
@@ -243,9 +295,46 @@ def test_care_plan_set_is_in_progress_care_plan_set_with_the_care_plan_summary()
     assert summary["cap_remaining_krw"] == 1_563_480
 
 
-def test_services_linked_is_in_progress_services_linked() -> None:
+def test_services_ordered_is_in_progress_services_ordered_with_provider_and_start() -> None:
+    update = translated(ServicesOrdered(**COMMON, lines=ORDERED))
+    assert (update.status, update.business_status) == (Status.IN_PROGRESS, "services-ordered")
+    services = update.details["services"]
+    assert [s["service"] for s in services] == ["temporary_home_care", "meal_delivery"]
+    assert services[0]["provider"] == {
+        "id": "demo-homecare-southeast",
+        "name": {"ko": "가상 재가", "en": "Fictional Home Care"},
+    }
+    assert services[0]["planned_start"] == "2025-03-06"
+
+
+def test_services_linked_by_an_earlier_referral_is_services_ordered() -> None:
     update = translated(ServicesLinked(**COMMON))
-    assert (update.status, update.business_status) == (Status.IN_PROGRESS, "services-linked")
+    assert (update.status, update.business_status) == (Status.IN_PROGRESS, "services-ordered")
+
+
+def test_services_started_names_the_first_service() -> None:
+    update = translated(started())
+    assert (update.status, update.business_status) == (Status.IN_PROGRESS, "services-started")
+    assert update.details["first_service"]["started_on"] == "2025-03-06"
+    assert update.details["first_service"]["provider"]["id"] == "demo-homecare-southeast"
+
+
+def test_services_delivered_carries_the_delivery() -> None:
+    update = translated(delivered())
+    assert (update.status, update.business_status) == (Status.IN_PROGRESS, "services-delivered")
+    delivery = update.details["delivery"]
+    assert delivery["services"][0]["delivered_units"] == 8
+    assert delivery["services"][0]["district_paid_krw"] == 135_520
+    assert (delivery["total_krw"], delivery["paid_by"]) == (135_520, "district")
+
+
+def test_nothing_delivered_fails_with_each_line_and_its_reason() -> None:
+    line = DELIVERED[0].model_copy(
+        update={"delivered_units": 0, "outcome": "not-delivered", "end_reason": "refused"}
+    )
+    update = translated(CaseFailed(**COMMON, reason_code="could-not-deliver", delivered=[line]))
+    assert (update.status, update.reason_code) == (Status.FAILED, "could-not-deliver")
+    assert update.details["services"][0]["end_reason"] == "refused"
 
 
 @pytest.mark.parametrize("code", HOLD_CODES)
@@ -292,8 +381,13 @@ def test_case_closed_is_completed_closed_with_the_outcome_report() -> None:
     update = translated(closed())
     assert (update.status, update.business_status) == (Status.COMPLETED, "closed")
     report = update.details["outcome_report"]
-    assert report["services_delivered"] == [line.model_dump(mode="json") for line in LINES]
-    assert report["total_krw"] == 236_520
+    assert report["services_delivered"] == [line.model_dump(mode="json") for line in DELIVERED]
+    line = report["services_delivered"][0]
+    assert line["provider"]["id"] == "demo-homecare-southeast"
+    assert (line["started_on"], line["ended_on"]) == ("2025-03-06", "2025-03-09")
+    assert (line["delivered_units"], line["cost_krw"]) == (8, 135_520)
+    assert (line["district_paid_krw"], line["self_paid_krw"]) == (135_520, 0)
+    assert report["total_krw"] == 135_520
     assert report["care_precautions_acknowledged"] is True
     assert report["follow_up_advice"]
 

@@ -100,11 +100,20 @@ def test_every_kind_has_its_script() -> None:
         assert s.staff.contact_failures == 3
         assert [(f.on, f.action, f.unless) for f in s.follow_ups] == [
             ("unreachable", "discharge", None),
-            ("services-linked", "discharge", "unreachable"),
+            ("services-ordered", "discharge", "unreachable"),
         ]
         assert s.expected_status == "completed"
     assert all(s.staff.care_plan == "waitlist" for s in by_kind["waitlisted"])
-    assert all(s.staff.care_plan == "could-not-deliver" for s in by_kind["could_not_deliver"])
+    for s in by_kind["could_not_deliver"]:
+        assert (s.variant, s.staff.care_plan, s.staff.delivery) in {
+            ("plan", "could-not-deliver", "full"),
+            ("delivery", "plan", "none"),
+        }
+    assert {s.variant for s in by_kind["could_not_deliver"]} == {"plan", "delivery"}
+    partly = [s for s in by_kind["eligible"] if s.variant == "partly-delivered"]
+    assert partly
+    assert all(s.staff.delivery == "partial" for s in partly)
+    assert all(s.expected_status == "completed" for s in partly)
     variants = Counter(s.variant for s in by_kind["ineligible"])
     assert set(variants) == {"age", "area", "consent", "review"}
     for s in by_kind["ineligible"]:
