@@ -49,12 +49,17 @@ class Referral:
         await self.reader.wait_for(reached, timeout=timeout)
         return [u for u in self.updates if u.data["business_status"] == business_status][-1]
 
-    async def to_services_linked(self, lines: list[tuple[str, int]] | None = None) -> None:
+    async def to_services_ordered(self, lines: list[tuple[str, int]] | None = None) -> None:
         await self.staff.review(self.case_id)
         await self.until("pre-discharge-visit-scheduled")
         await self.staff.visit(self.case_id, "pre-discharge-visit")
         await self.staff.plan(self.case_id, lines)
-        await self.until("services-linked")
+        await self.until("services-ordered")
+
+    async def deliver(self, how: str = "full") -> None:
+        """Every line of the plan recorded as delivered (`full`, `partial`, `none`)."""
+        await self.staff.deliver(self.case_id, how)
+        await self.until("could-not-deliver" if how == "none" else "services-delivered")
 
     def assert_feed_legal(self) -> None:
         """Gap-free, and every move legal in the contract's FHIR Task table."""

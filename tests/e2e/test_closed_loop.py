@@ -112,7 +112,7 @@ async def test_hospital_cancellation_reason_codes_reach_the_hospital(
 
 
 @pytest.mark.parametrize(
-    "stage", ["pre-discharge-visit-scheduled", "services-linked", "post-discharge-visit-scheduled"]
+    "stage", ["pre-discharge-visit-scheduled", "services-ordered", "post-discharge-visit-scheduled"]
 )
 async def test_cancellation_at_each_stage_stops_the_open_tasks(
     reader: UpdatesReader, hospital: FakeHospital, staff: Staff, stage: str
@@ -125,17 +125,19 @@ async def test_cancellation_at_each_stage_stops_the_open_tasks(
     if stage != "pre-discharge-visit-scheduled":
         await staff.visit(r.case_id, "pre-discharge-visit")
         await staff.plan(r.case_id)
-        await r.until("services-linked")
-        open_kind = "care-plan"
+        await r.until("services-ordered")
+        open_kind = "delivery"
     if stage == "post-discharge-visit-scheduled":
         await r.send(hospital.discharged(r.referral_id))
         await r.until("post-discharge-visit-scheduled")
         open_kind = "post-discharge-visit"
     await r.send(hospital.cancelled(r.referral_id, "transferred"))
     await r.until("transferred")
-    if open_kind != "care-plan":  # the care-plan task was already done at that stage
-        task = await staff.task(r.case_id, open_kind, status=("cancelled",))  # type: ignore[arg-type]
-        assert task.status == "cancelled"
+    task = await staff.task(r.case_id, open_kind, status=("cancelled",))  # type: ignore[arg-type]
+    assert task.status == "cancelled"
+    if open_kind != "pre-discharge-visit":  # services were ordered: delivery stops too
+        delivery = await staff.task(r.case_id, "delivery", status=("cancelled",))
+        assert delivery.status == "cancelled"
     r.assert_feed_legal()
 
 
@@ -144,9 +146,10 @@ async def test_cancellation_of_a_completed_case_repeats_completed(
 ) -> None:
     r = referral(reader, hospital, staff)
     await r.submit()
-    await r.to_services_linked()
+    await r.to_services_ordered()
     await r.send(hospital.discharged(r.referral_id))
     await staff.visit(r.case_id, "post-discharge-visit")
+    await r.deliver()
     await r.until("closed")
     await r.send(hospital.cancelled(r.referral_id))
     last = await r.until("closed", count=2)
@@ -195,7 +198,7 @@ async def test_readmission_holds_the_post_discharge_visit_until_the_next_dischar
 ) -> None:
     r = referral(reader, hospital, staff)
     await r.submit()
-    await r.to_services_linked()
+    await r.to_services_ordered()
     await r.send(hospital.discharged(r.referral_id))
     await r.until("post-discharge-visit-scheduled")
     back_home = date.today() + timedelta(days=5)
@@ -206,6 +209,7 @@ async def test_readmission_holds_the_post_discharge_visit_until_the_next_dischar
     await r.send(hospital.discharged(r.referral_id))
     await r.until("post-discharge-visit-scheduled", count=2)
     await staff.visit(r.case_id, "post-discharge-visit")
+    await r.deliver()
     await r.until("closed")
     r.assert_feed_legal()
 
@@ -250,6 +254,7 @@ async def test_an_unreachable_person_discharged_meanwhile_misses_the_visit_and_g
     await staff.plan(r.case_id)
     await r.until("post-discharge-visit-scheduled")
     await staff.visit(r.case_id, "post-discharge-visit")
+    await r.deliver()
     last = await r.until("closed")
     assert last.data["status"] == "completed"
     r.assert_feed_legal()
@@ -266,7 +271,7 @@ async def test_waitlisted_plan_holds_then_plans(
     hold = await r.until("waitlisted")
     assert (hold.data["status"], hold.data["reason_code"]) == ("on-hold", "waitlisted")
     await staff.plan(r.case_id)
-    await r.until("services-linked")
+    await r.until("services-ordered")
     r.assert_feed_legal()
 
 
@@ -290,9 +295,10 @@ async def test_annual_cap_is_shared_across_a_persons_cases_and_exhausts(
     first = referral(reader, hospital, staff, services=["short_term_facility"])
     name, birth = first.data["patient"]["name"], first.data["patient"]["birth_date"]
     await first.submit()
-    await first.to_services_linked([("short_term_facility", 14)])
+    await first.to_services_ordered([("short_term_facility", 14)])
     await first.send(hospital.discharged(first.referral_id))
     await staff.visit(first.case_id, "post-discharge-visit")
+    await first.deliver()
     await first.until("closed")
 
     def same_person(r: Referral) -> Referral:
@@ -301,13 +307,14 @@ async def test_annual_cap_is_shared_across_a_persons_cases_and_exhausts(
 
     second = same_person(referral(reader, hospital, staff, services=["short_term_facility"]))
     await second.submit()
-    await second.to_services_linked([("short_term_facility", 14)])
+    await second.to_services_ordered([("short_term_facility", 14)])
     plan = (await second.until("care-plan-set")).data["details"]["care_plan"]
     assert plan["partial"] is True
     assert plan["services"][0]["quantity"] < 14
     assert plan["publicly_paid_krw"] <= 1_800_000 - 1_036_840
     await second.send(hospital.discharged(second.referral_id))
     await staff.visit(second.case_id, "post-discharge-visit")
+    await second.deliver()
     await second.until("closed")
 
     # 22,560 KRW remain: not even one more facility day (74,060).

@@ -73,7 +73,15 @@ async def test_simulated_hospital_and_instant_staff_bring_every_referral_to_an_e
     assert staff_stats.errors == 0, staff_stats.last_error
     # Every kind of task was worked through the console, contact failures included.
     kinds = {key.split(":")[0] for key in staff_stats.done}
-    assert kinds == {"review", "care-plan", "pre-discharge-visit", "post-discharge-visit"}
+    assert kinds == {
+        "review",
+        "care-plan",
+        "pre-discharge-visit",
+        "post-discharge-visit",
+        "delivery",
+    }
+    # Deliveries in full, in part, and of nothing (a could_not_deliver script).
+    assert {"delivery:delivered", "delivery:could-not-deliver"} <= set(staff_stats.done)
     assert staff_stats.done["pre-discharge-visit:unreachable"] >= 1, staff_stats.done
     # With the scripts shared, every referral ends as its script says. (A person referred
     # again right after their case closed can be joined to the closed case when intake has

@@ -2,7 +2,7 @@
 
 The hospital side is raw aiokafka with CloudEvents headers and key = referral id,
 exactly as a hospital integration would publish; coordinators work the tasks
-through the same use cases the console calls.
+through the console's API (the review, visits, the plan, each line's delivery).
 """
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ LOOP = [
     ("in-progress", "pre-discharge-visit-scheduled"),
     ("in-progress", "pre-discharge-visit-done"),
     ("in-progress", "care-plan-set"),
-    ("in-progress", "services-linked"),
+    ("in-progress", "services-ordered"),
     ("in-progress", "post-discharge-visit-scheduled"),
     ("in-progress", "post-discharge-visit-done"),
+    ("in-progress", "services-started"),
+    ("in-progress", "services-delivered"),
     ("completed", "closed"),
 ]
 
@@ -54,9 +56,12 @@ async def test_submitted_referral_reaches_completed_on_a_legal_gap_free_feed(
         await reader.wait_for(_reached(referral_id, "pre-discharge-visit-scheduled"), timeout=30)
         await staff.visit(case_id, "pre-discharge-visit")
         await staff.plan(case_id)
-        await reader.wait_for(_reached(referral_id, "services-linked"), timeout=30)
+        await reader.wait_for(_reached(referral_id, "services-ordered"), timeout=30)
         await publish(bootstrap, [hospital.discharged(referral_id)])
         await staff.visit(case_id, "post-discharge-visit")
+        await reader.wait_for(_reached(referral_id, "post-discharge-visit-done"), timeout=30)
+        # The case completes once every service ordered has been delivered too.
+        await staff.deliver(case_id)
         seen = await reader.wait_for(_reached(referral_id, "closed"), timeout=30)
 
     updates = seen[referral_id]

@@ -422,7 +422,7 @@ async def test_review_visit_and_care_plan_move_the_case(
     lines = answer["task"]["result"]["lines"]
     assert lines[0]["service"] == "temporary_home_care"
     assert lines[0]["quantity"] < 200
-    await until_status(updates, referral_id, "services-linked")
+    await until_status(updates, referral_id, "services-ordered")
 
     # Every operation is in task_audit with its actor.
     audit = await referral_db.fetch(

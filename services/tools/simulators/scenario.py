@@ -10,7 +10,7 @@ Kinds and where they end:
 
 | kind | hospital | coordinators | terminal status |
 |---|---|---|---|
-| eligible, urgent | discharges after `services-ordered` | eligible, visits, default plan, every line delivered (every fourth eligible: the first line partly, the patient moved to a facility) | completed |
+| eligible, urgent | discharges after `services-ordered` | eligible, visits, default plan, every line delivered (the 2nd, 6th … eligible: the first line in part, the patient moved to a facility) | completed |
 | ineligible | age < 50, a district outside Seoul, no consent; or (review) as eligible | (review variant) ineligible with a reason | rejected (cancelled for `declined-by-patient`) |
 | postponed | moves the discharge beyond the horizon, then back | wait for the visit to be re-planned | completed |
 | cancelled | cancels at a stage with a contract reason | default | cancelled |
@@ -18,7 +18,7 @@ Kinds and where they end:
 | unreachable | discharges once the case is on hold as unreachable (the visit is missed) | fail contact until on hold, then plan and visit after discharge | completed |
 | waitlisted | discharges after `services-ordered` | waitlist the plan once, then plan | completed |
 | cap_exhausted | one person, referred again after each case ends | 14 facility days each time | completed …, then failed |
-| could_not_deliver | as eligible | could not deliver the plan (variant `plan`), or plan it and deliver nothing (variant `delivery`: the provider could not staff) | failed |
+| could_not_deliver | as eligible | every other one: plan it and deliver nothing (variant `delivery`, the provider could not staff); the rest: could not deliver the plan (variant `plan`) | failed |
 
 `Board` is the in-process meeting point when the hospital and the staff
 simulators run together: the hospital publishes its scripts and what it has
@@ -305,9 +305,33 @@ def generate(
                 previous = script.referral_id
         else:
             scripts.append(_script(slot, len(scripts), run, rng))
+    scripts = _deliveries(scripts)
     if district is not None:
         scripts = [_in_district(script, district) for script in scripts]
     return scripts
+
+
+def _deliveries(scripts: list[Script]) -> list[Script]:
+    """How the ordered services are delivered, by each kind's own count (so any mix with
+    two of a kind has both): the 1st, 3rd … could_not_deliver referral is ordered and
+    nothing of it delivered (the provider could not staff), the others cannot be planned;
+    the 2nd, 6th … eligible referral has its first line delivered in part (the patient
+    moved to a facility). Everything else is delivered in full."""
+    seen: Counter[str] = Counter()
+    shaped = []
+    for script in scripts:
+        nth = seen[script.kind]
+        seen[script.kind] += 1
+        if script.kind == "could_not_deliver" and nth % 2 == 0:
+            script = replace(script, variant="delivery", staff=Decisions(delivery="none"))
+        elif script.kind == "eligible" and nth % 4 == 1:
+            script = replace(
+                script,
+                variant="partly-delivered",
+                staff=replace(script.staff, delivery="partial"),
+            )
+        shaped.append(script)
+    return shaped
 
 
 def _in_district(script: Script, district: str) -> Script:
@@ -351,11 +375,7 @@ def _script(
     variant: str | None = None
     status, reason = "completed", None
 
-    if kind == "eligible" and index % 4 == 3:
-        # Not everything ordered gets delivered: the patient moved to a facility.
-        variant = "partly-delivered"
-        staff = Decisions(delivery="partial")
-    elif kind == "urgent":
+    if kind == "urgent":
         sub["priority"] = "urgent"
     elif kind == "ineligible":
         variant = rng.choice(INELIGIBLE_VARIANTS)
@@ -411,13 +431,10 @@ def _script(
     elif kind == "waitlisted":
         staff = Decisions(care_plan="waitlist")
     elif kind == "could_not_deliver":
-        # Alternately: no plan can be delivered; or the plan is ordered and nothing of it
-        # is delivered (the hospital has discharged the patient by then).
-        variant = "delivery" if index % 2 else "plan"
-        if variant == "plan":
-            staff = Decisions(care_plan="could-not-deliver")
-        else:
-            staff = Decisions(delivery="none")
+        # No plan can be delivered (`_deliveries` makes every other one a plan ordered
+        # of which nothing is delivered).
+        variant = "plan"
+        staff = Decisions(care_plan="could-not-deliver")
         status, reason = "failed", "could-not-deliver"
     elif kind == "cap_exhausted":
         sub.update(
