@@ -25,8 +25,9 @@ from contracts.cloudevents import Envelope
 from contracts.hospital_v1 import CancelReason, ServiceCode
 from contracts.intake import CaseAccepted, CaseCancelled, DischargeDateChanged
 from contracts.referral import ReviewCompleted
+from contracts.scheduling import VisitDone
 from contracts.topics import CASES
-from services.lib.policy import load_policies
+from services.lib.policy import load_policies, load_providers, load_registry, seoul_date
 from services.lib.runtime import db
 from services.lib.runtime.pipeline import Handler, Record
 from services.lib.tasks import MIGRATIONS as TASKS_MIGRATIONS
@@ -39,6 +40,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 SERVICES = Path(__file__).parents[2] / "services"
 ROUNDS = 50
+REGISTRY = load_registry()
+PROVIDERS = load_providers(REGISTRY)
 ACTOR = "coord-a"
 HOSPITAL = "severance"
 
@@ -191,7 +194,7 @@ async def test_a_review_completed_while_the_hospital_cancels_never_deadlocks(
     referral_pool: asyncpg.Pool,
 ) -> None:
     events = referral.CaseEvents().handler()
-    desk = referral.Coordinator(referral_pool, load_policies())
+    desk = referral.Coordinator(referral_pool, load_policies(), PROVIDERS, REGISTRY)
     for _ in range(ROUNDS):
         case_id = f"case-{uuid.uuid4().hex[:12]}"
         await _consume(referral_pool, events, _accepted(case_id))
@@ -202,5 +205,43 @@ async def test_a_review_completed_while_the_hospital_cancels_never_deadlocks(
         )
         await _race(
             desk.complete_review(review.id, ACTOR, decision="eligible"),
+            _consume(referral_pool, events, cancelled),
+        )
+
+
+async def test_a_provider_report_while_the_hospital_cancels_never_deadlocks(
+    referral_pool: asyncpg.Pool,
+) -> None:
+    """A provider's report locks the case, its lines, then the delivery task; the consumer
+    of a cancellation the case, its tasks, then its lines: the case comes first in both."""
+    events = referral.CaseEvents().handler()
+    desk = referral.Coordinator(referral_pool, load_policies(), PROVIDERS, REGISTRY)
+    providers = referral.ProviderDesk(referral_pool, load_policies(), PROVIDERS)
+    today = seoul_date(datetime.now(UTC))
+    for _ in range(ROUNDS // 5):
+        case_id = f"case-{uuid.uuid4().hex[:12]}"
+        await _consume(referral_pool, events, _accepted(case_id))
+        review = await _claimed(referral_pool, case_id, referral.REVIEW)
+        await desk.complete_review(review.id, ACTOR, decision="eligible")
+        visit = VisitDone(**_ids(case_id), kind="pre-discharge", precautions_acknowledged=True)
+        await _consume(referral_pool, events, visit)
+        plan = await _claimed(referral_pool, case_id, referral.CARE_PLAN)
+        await desk.set_care_plan(plan.id, ACTOR, lines=[("meal_delivery", 10)])
+        async with referral_pool.acquire() as conn:
+            (line,) = await conn.fetch(
+                "SELECT id, provider_id FROM plan_lines WHERE case_id = $1", case_id
+            )
+        cancelled = CaseCancelled(**_ids(case_id), reason_code=CancelReason.DECEASED)
+        await _race(
+            providers.report(
+                line["provider_id"],
+                line["id"],
+                referral.LineReport(
+                    started_on=None,
+                    ended_on=today,
+                    delivered_units=0,
+                    end_reason="deceased",
+                ),
+            ),
             _consume(referral_pool, events, cancelled),
         )
