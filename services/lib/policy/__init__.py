@@ -5,10 +5,12 @@ Pure: no I/O except reading the configuration files under ``deploy/config``.
     registry = load_registry()              # $CARELINK_REGISTRY_FILE or deploy/config/registry.yaml
     book = load_policies()                  # $CARELINK_POLICY_DIR or deploy/config/policy/
     providers = load_providers(registry)    # $CARELINK_PROVIDERS_FILE or deploy/config/providers.yaml
+    findings = load_findings()              # $CARELINK_FINDINGS_FILE or deploy/config/findings.yaml
     for line in book.report(): log(line)    # missing values and fallback gaps, at start
     policy = book.for_date(seoul_date(submitted_at))
 """
 
+from services.lib.policy.findings import Finding, Findings, load_findings
 from services.lib.policy.policy import (
     SERVICE_CODES,
     AgeRules,
@@ -67,6 +69,8 @@ __all__ = [
     "ConfigError",
     "FeeRule",
     "FeeSupport",
+    "Finding",
+    "Findings",
     "FittedLine",
     "Hospital",
     "LineCost",
@@ -94,6 +98,7 @@ __all__ = [
     "check_eligibility",
     "fee_support",
     "fit_to_cap",
+    "load_findings",
     "load_policies",
     "load_policy_file",
     "load_providers",

@@ -25,10 +25,12 @@ from fastapi import FastAPI
 
 from contracts.topics import all_topics
 from services.lib.policy import (
+    Findings,
     PolicyBook,
     PolicyError,
     Providers,
     Registry,
+    load_findings,
     load_policies,
     load_providers,
     load_registry,
@@ -59,6 +61,7 @@ class ServiceContext(Generic[S]):
     registry: Registry
     loaded_policies: PolicyBook | None = None
     loaded_providers: Providers | None = None
+    loaded_findings: Findings | None = None
 
     @property
     def policies(self) -> PolicyBook:
@@ -71,6 +74,12 @@ class ServiceContext(Generic[S]):
         if self.loaded_providers is None:
             raise PolicyNotLoaded("set ServiceSpec.providers_file to load the providers")
         return self.loaded_providers
+
+    @property
+    def findings(self) -> Findings:
+        if self.loaded_findings is None:
+            raise PolicyNotLoaded("set ServiceSpec.findings_file to load the findings vocabulary")
+        return self.loaded_findings
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,8 @@ class ServiceSpec(Generic[S]):
     policy_dir: Callable[[S], Path | None] | None = None
     # Where the contracted providers file is, for the services that order from them.
     providers_file: Callable[[S], Path | None] | None = None
+    # Where the visit findings vocabulary is, for the services that record or send them.
+    findings_file: Callable[[S], Path | None] | None = None
     # Migrations of shared libraries the service uses (e.g. the tasks table), applied first.
     extra_migrations: Sequence[tuple[str, Path]] = ()
     routes: Callable[[FastAPI, ServiceContext[S]], None] | None = None
@@ -112,6 +123,9 @@ async def run_service(spec: ServiceSpec[S], settings: S, stop: asyncio.Event | N
         providers = load_providers(registry, spec.providers_file(settings))
         for gap in providers.report(registry):
             log.warning("provider gap", detail=gap)
+    findings = None
+    if spec.findings_file is not None:
+        findings = load_findings(spec.findings_file(settings))
     url = settings.resolved_database_url()
 
     pool = await _connect_with_retry(url, settings, stop)
@@ -151,6 +165,7 @@ async def run_service(spec: ServiceSpec[S], settings: S, stop: asyncio.Event | N
             registry=registry,
             loaded_policies=policies,
             loaded_providers=providers,
+            loaded_findings=findings,
         )
         pipeline = Pipeline(
             service=spec.name,
