@@ -179,10 +179,14 @@ async def test_a_coordinator_works_a_referral_in_the_browser(
     await expect(page.locator('[data-error="invalid-plan"]')).to_contain_text("14")
     await expect(page.get_by_label(re.compile("단기시설"))).to_have_value("20")
 
-    # More than the annual cap allows: the plan is cut to fit, and the page says so.
+    # More than the annual cap allows: the plan is cut to fit, and the page says so. The
+    # home care goes to the second provider listed, not the suggested one.
     await page.get_by_label(re.compile("단기시설")).fill("")
     await page.get_by_label(re.compile("일시재가")).fill("200")
     await page.get_by_label(re.compile("식사지원")).fill("10")
+    home_care = page.get_by_label("제공기관 provider (temporary_home_care)")
+    await expect(home_care).to_have_value("demo-homecare-southeast")
+    await home_care.select_option("demo-songpa-neighbours")
     await page.get_by_role("button", name="계획 확정 Set plan").click()
     await expect(page.locator('[data-notice="partial"]')).to_contain_text("annual cap")
     await expect(page.get_by_test_id("task-status")).to_have_text("완료 Done")
@@ -204,3 +208,32 @@ async def test_a_coordinator_works_a_referral_in_the_browser(
     await expect(progress.locator('tr[data-kind="care-plan"]')).to_have_attribute(
         "data-status", "done"
     )
+
+    # The delivery task: each line started and ended on the task page.
+    await page.goto(console + "/")
+    delivery_row = page.locator(f'tr[data-case="{case_id}"][data-kind="delivery"]')
+    await expect(delivery_row).to_be_visible(timeout=WAIT_MS)
+    await delivery_row.get_by_role("link").click()
+    await page.get_by_role("button", name="맡기 Claim").click()
+    await expect(page.locator('[data-notice="claimed"]')).to_be_visible()
+    first = page.locator('form.delivery-line[data-line="1"]')
+    await expect(first).to_contain_text("가상 송파 이웃돌봄")
+    await first.get_by_role("button", name="시작 기록 Record start").click()
+    await expect(page.locator('[data-notice="line-started"]')).to_be_visible()
+    first = page.locator('form.delivery-line[data-line="1"]')
+    await expect(first).to_have_attribute("data-status", "started")
+    # Fewer units than ordered without a reason: refused, with the field named.
+    await first.get_by_label("제공 수량 Units delivered").fill("3")
+    await first.get_by_role("button", name="종료 기록 Record end").click()
+    await expect(page.locator('[data-error="invalid-request"]')).to_contain_text("end_reason")
+    first = page.locator('form.delivery-line[data-line="1"]')
+    await first.get_by_label("제공 수량 Units delivered").fill("3")
+    await first.get_by_label(re.compile("사유 Reason")).select_option("moved-to-facility")
+    await first.get_by_role("button", name="종료 기록 Record end").click()
+    # The cap cut the meals: home care was the plan's one line, so the delivery is over.
+    await expect(page.locator('[data-notice="delivered"]')).to_be_visible()
+    await expect(page.get_by_test_id("task-status")).to_have_text("완료 Done")
+    await page.screenshot(path=str(shots / "console-delivery.png"), full_page=True)
+    line = page.get_by_test_id("plan-lines").locator('tr[data-line="1"]')
+    await expect(line).to_contain_text("일부 제공 Partly delivered")
+    await expect(line).to_contain_text("가상 송파 이웃돌봄")
