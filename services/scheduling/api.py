@@ -11,6 +11,7 @@ import asyncpg
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from contracts.scheduling import FindingCode
 from services.lib.runtime.callers import Actor, Callers
 from services.lib.runtime.service import ServiceContext
 from services.lib.tasks.api import Completed, Completion, TaskDesk, mount_task_api
@@ -26,7 +27,9 @@ class VisitBody(BaseModel):
 
     reached: bool
     precautions_acknowledged: bool | None = None
-    findings: list[str] = Field(default=[], max_length=20)
+    # Codes of the findings vocabulary (the use case refuses one it lacks, naming the
+    # field); the free-text note stays in scheduling's store.
+    findings: list[FindingCode] = Field(default=[], max_length=20)
     notes: str | None = Field(default=None, max_length=4000)
 
     @model_validator(mode="after")
@@ -79,7 +82,11 @@ async def case_facts(conn: asyncpg.Connection, case_id: str) -> dict[str, Any] |
 
 def routes(app: FastAPI, context: ServiceContext[SchedulingSettings]) -> None:
     visits = _Visits(
-        Coordinator(context.pool, max_contact_attempts=context.settings.max_contact_attempts)
+        Coordinator(
+            context.pool,
+            max_contact_attempts=context.settings.max_contact_attempts,
+            findings=context.findings,
+        )
     )
     desk = TaskDesk(
         service=SERVICE,

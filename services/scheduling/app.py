@@ -21,6 +21,7 @@ def _handler(context: ServiceContext[SchedulingSettings]) -> Handler:
 SPEC: ServiceSpec[SchedulingSettings] = ServiceSpec(
     name="scheduling",
     settings=SchedulingSettings,
+    findings_file=lambda settings: settings.findings_file,
     migrations=Path(__file__).with_name("migrations"),
     extra_migrations=(("tasks", TASKS_MIGRATIONS),),
     topics=lambda _registry: [CASES],

@@ -9,14 +9,14 @@ write the decision in the handler's transaction; nothing here does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
 from contracts.cases import CaseEvent
 from contracts.scheduling import CaseOnHold, CaseResumed, VisitDone, VisitKind, VisitScheduled
-from services.lib.policy import SEOUL_TZ
+from services.lib.policy import SEOUL_TZ, Findings
 
 # Post-discharge visit within 72 hours of the actual discharge (programme design).
 POST_DISCHARGE_WITHIN = timedelta(hours=72)
@@ -25,6 +25,17 @@ POST_DISCHARGE = "post-discharge-visit"
 TASK_KIND: dict[VisitKind, str] = {"pre-discharge": PRE_DISCHARGE, "post-discharge": POST_DISCHARGE}
 VISIT_KIND: dict[str, VisitKind] = {v: k for k, v in TASK_KIND.items()}
 HoldReason = Literal["discharge-postponed", "readmitted", "unreachable"]
+
+
+def finding_problems(codes: Sequence[str], vocabulary: Findings) -> tuple[str, ...]:
+    """What is wrong with a visit's findings, one message per finding, naming its field
+    and never its value (a coordinator may have typed anything): each must be a code of
+    the vocabulary. Empty: the findings may be recorded."""
+    return tuple(
+        f"findings.{index}: not a code of the findings vocabulary "
+        f"(one of {', '.join(vocabulary.codes)})"
+        for index in vocabulary.unknown(codes)
+    )
 
 
 def pre_discharge_window(now: datetime, expected_discharge: date) -> tuple[datetime, datetime]:

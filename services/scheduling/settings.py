@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -19,3 +20,5 @@ class SchedulingSettings(TaskSettings, CallerSettings):
     max_contact_attempts: int = Field(default=3, ge=1)
     # A new expected discharge date further out than this puts the case on hold.
     postponement_horizon_days: int = Field(default=14, ge=1)
+    # The visit findings vocabulary (deploy/config/findings.yaml); None = the repository's.
+    findings_file: Path | None = None

@@ -27,6 +27,7 @@ from contracts.intake import (
 from contracts.outcome import CaseClosed
 from contracts.referral import CaseFailed, ReviewCompleted, ServicesLinked, ServicesOrdered
 from contracts.scheduling import VisitDone
+from services.lib.policy import Findings, load_findings
 from services.lib.runtime.events import CaseEventRouter, emit
 from services.lib.runtime.pipeline import Handler, Record
 from services.lib.tasks import operations as tasks
@@ -180,15 +181,29 @@ class CaseEvents:
         await _apply(conn, case, domain.close(case), record)
 
 
+class InvalidVisit(tasks.TaskError):
+    """The visit cannot be recorded as given (a finding that is not a vocabulary code)."""
+
+    code = "invalid-request"
+
+
 class Coordinator:
     """What a coordinator does with visit tasks; the interfaces call these.
 
     Each action locks the task's case before the task (see `_lock`), the order the
-    case-event consumers use too, so the two never deadlock."""
+    case-event consumers use too, so the two never deadlock. `findings`: the findings
+    vocabulary (deploy/config/findings.yaml unless given)."""
 
-    def __init__(self, pool: asyncpg.Pool, *, max_contact_attempts: int = 3) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        max_contact_attempts: int = 3,
+        findings: Findings | None = None,
+    ) -> None:
         self._pool = pool
         self._max_attempts = max_contact_attempts
+        self._findings = findings if findings is not None else load_findings()
 
     async def complete_visit(
         self,
@@ -200,7 +215,14 @@ class Coordinator:
         notes: str | None = None,
         now: datetime | None = None,
     ) -> tasks.Task:
+        """Record a visit that reached the person. `findings` are codes of the findings
+        vocabulary (anything else is refused, InvalidVisit); they travel on care.cases.
+        `notes`, free text, stay in scheduling's store (visit_notes) and travel nowhere."""
         now = now or datetime.now(UTC)
+        codes = list(dict.fromkeys(findings or []))
+        problems = domain.finding_problems(codes, self._findings)
+        if problems:
+            raise InvalidVisit("; ".join(problems))
         async with self._pool.acquire() as conn, conn.transaction():
             _, locked = await self._lock(conn, task_id)
             task = await tasks.complete(
@@ -210,7 +232,7 @@ class Coordinator:
                 {
                     "reached": True,
                     "precautions_acknowledged": precautions_acknowledged,
-                    "findings": list(findings or []),
+                    "findings": codes,
                 },
                 now=now,
             )
@@ -223,7 +245,7 @@ class Coordinator:
                     **domain.base(case, now),
                     kind=domain.VISIT_KIND[task.kind],
                     precautions_acknowledged=precautions_acknowledged,
-                    findings=list(findings or []),
+                    findings=codes,
                 ),
                 service=SERVICE,
             )
