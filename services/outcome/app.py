@@ -12,7 +12,8 @@ from services.outcome.usecases import Outcome
 SPEC: ServiceSpec[OutcomeSettings] = ServiceSpec(
     name="outcome",
     settings=OutcomeSettings,
+    findings_file=lambda settings: settings.findings_file,
     migrations=Path(__file__).with_name("migrations"),
     topics=lambda _registry: [CASES],
-    handler=lambda _context: Outcome().handle,
+    handler=lambda context: Outcome(context.findings).handle,
 )

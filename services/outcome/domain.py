@@ -8,6 +8,7 @@ Korean, come from the contract's table (`contracts.reasons`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from contracts.referral import (
     ServicesStarted,
 )
 from contracts.scheduling import CaseOnHold, CaseResumed, VisitDone, VisitScheduled
+from services.lib.policy import Findings
 
 # The business status of a refused record: the referral's status is repeated with it.
 SUBMISSION_REFUSED = "submission-refused"
@@ -100,8 +102,19 @@ def with_reason(
     return Update(status, business_status, code, en, ko, details or {})
 
 
-def translate(event: CaseEvent) -> Step | None:
+def visit_findings(codes: Sequence[str], vocabulary: Findings | None) -> list[dict[str, Any]]:
+    """A visit's findings as the hospital receives them: each code of the vocabulary with
+    its Korean and English labels, in the order recorded. Anything the vocabulary lacks
+    is left out (the use case counts and logs it, without the value). Without a
+    vocabulary (a caller that has none), the codes alone."""
+    if vocabulary is None:
+        return [{"code": code} for code in dict.fromkeys(codes)]
+    return [finding.summary() for finding in vocabulary.known(codes)]
+
+
+def translate(event: CaseEvent, findings: Findings | None = None) -> Step | None:
     """The hospital's view of one case event; None when the hospital need not hear of it.
+    `findings`: the visit findings vocabulary, for their labels.
 
     Records refused under an existing referral (`CaseSubmissionRefused`), repeats and
     joins depend on where a referral stands: `status_machine` answers those."""
@@ -154,7 +167,7 @@ def translate(event: CaseEvent) -> Step | None:
                 details={
                     "visit_outcome": event.outcome,
                     "care_precautions_acknowledged": event.precautions_acknowledged,
-                    "findings": list(event.findings),
+                    "findings": visit_findings(event.findings, findings),
                 },
             )
         case CaseOnHold():

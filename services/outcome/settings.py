@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -14,3 +15,5 @@ DEFAULT_PORT = 8184
 class OutcomeSettings(ServiceSettings):
     service: Literal["outcome"] = "outcome"
     health_port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
+    # The visit findings vocabulary (deploy/config/findings.yaml); None = the repository's.
+    findings_file: Path | None = None

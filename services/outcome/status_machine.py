@@ -53,6 +53,7 @@ from contracts.referral import (
     ServicesOrdered,
 )
 from contracts.scheduling import VisitDone
+from services.lib.policy import Findings
 from services.outcome import domain
 from services.outcome.domain import RESUMED, SUBMISSION_REFUSED, Resume, Step, Update
 
@@ -186,7 +187,8 @@ def plan_moves(case: Case, step: Step) -> list[Update] | str:
 class _Work:
     """A decision being made: the case's chain and feeds as they change."""
 
-    def __init__(self, case: Case, occurred_at: datetime) -> None:
+    def __init__(self, case: Case, occurred_at: datetime, findings: Findings | None = None) -> None:
+        self.findings = findings
         self.case_id = case.case_id
         self.path = case.path
         self.plan = case.plan
@@ -267,9 +269,12 @@ class _Work:
         return bool(moves)
 
 
-def decide(case: Case, event: CaseEvent, *, now: datetime) -> Decision:
-    """The updates `event` causes, per referral, and the case as it is to be stored."""
-    work = _Work(case, event.occurred_at)
+def decide(
+    case: Case, event: CaseEvent, *, now: datetime, findings: Findings | None = None
+) -> Decision:
+    """The updates `event` causes, per referral, and the case as it is to be stored.
+    `findings`: the visit findings vocabulary (the labels a visit's codes are sent with)."""
+    work = _Work(case, event.occurred_at, findings)
     match event:
         case CaseLinked():
             _linked(work, event, now)
@@ -287,29 +292,29 @@ def decide(case: Case, event: CaseEvent, *, now: datetime) -> Decision:
             key = (event.hospital_id, event.referral_id)
             new = key not in work.feeds
             work.follow(*key)
-            work.step(domain.translate(event))
+            work.step(domain.translate(event, work.findings))
             if new and work.feeds[key].position.status is None:
                 del work.feeds[key]
         case CarePlanSet():
             work.plan = event.model_dump(mode="json")
-            work.step(domain.translate(event))
+            work.step(domain.translate(event, work.findings))
         case ServicesOrdered() | ServicesLinked():
-            if work.step(domain.translate(event)):
+            if work.step(domain.translate(event, work.findings)):
                 # A plan ordered from providers closes on its delivery; one linked by an
                 # earlier referral (no lines to report on) closes at the visit as before.
                 work.closure["ordered"] = isinstance(event, ServicesOrdered)
         case ServicesDelivered():
-            if work.step(domain.translate(event)):
+            if work.step(domain.translate(event, work.findings)):
                 work.closure["delivery"] = event.model_dump(mode="json")
                 _close_if_ready(work, event, now)
         case VisitDone(kind="post-discharge"):
-            if work.step(domain.translate(event)):
+            if work.step(domain.translate(event, work.findings)):
                 work.closure["post_visit"] = {
                     "precautions_acknowledged": event.precautions_acknowledged
                 }
                 _close_if_ready(work, event, now)
         case _:
-            work.step(domain.translate(event))
+            work.step(domain.translate(event, work.findings))
     return work.decision()
 
 

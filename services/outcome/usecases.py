@@ -18,7 +18,9 @@ import asyncpg
 from contracts import hospital_v1 as hv1
 from contracts.cloudevents import Envelope
 from contracts.intake import CaseReceived, CaseRejected
+from contracts.scheduling import VisitDone
 from contracts.topics import updates
+from services.lib.policy import Findings, load_findings
 from services.lib.runtime import outbox
 from services.lib.runtime.events import emit, read_case_event
 from services.lib.runtime.logging import get_logger
@@ -33,10 +35,18 @@ SERVICE = "outcome"
 
 
 class Outcome:
+    """`findings`: the visit findings vocabulary (deploy/config/findings.yaml unless
+    given); a visit's codes reach the hospital with its labels, anything else not at all."""
+
+    def __init__(self, findings: Findings | None = None) -> None:
+        self._findings = findings if findings is not None else load_findings()
+
     async def handle(self, conn: asyncpg.Connection, record: Record) -> None:
         event = read_case_event(record)
         if event is None:
             return
+        if isinstance(event, VisitDone):
+            _report_dropped_findings(event, self._findings)
         row = await store.case(conn, event.case_id)
         rows = await store.feeds(conn, event.case_id, event.hospital_id, event.referral_id)
         # A referral held under another case joins this one only by its receipt (or
@@ -51,7 +61,9 @@ class Outcome:
             plan=row["plan"],
             closure=row["closure"] or {},
         )
-        decision = status_machine.decide(case, event, now=datetime.now(UTC))
+        decision = status_machine.decide(
+            case, event, now=datetime.now(UTC), findings=self._findings
+        )
         await _write(conn, record, case, decision)
 
 
@@ -133,6 +145,22 @@ async def _send(conn: asyncpg.Connection, case_id: str, send: Send) -> None:
         status=update.status.value,
         business_status=update.business_status,
     )
+
+
+def _report_dropped_findings(event: VisitDone, findings: Findings) -> None:
+    """Findings that are not codes of the vocabulary never reach a hospital: an older
+    event's free strings (dropped on reading) or a code this vocabulary does not list.
+    Logged by count, never by value (free text may be personal)."""
+    not_codes = event.not_codes
+    unknown = len(findings.unknown(event.findings))
+    if not_codes or unknown:
+        log.warning(
+            "visit findings dropped: not codes of the findings vocabulary",
+            case_id=event.case_id,
+            visit=event.kind,
+            not_codes=not_codes,
+            unknown_codes=unknown,
+        )
 
 
 def _report(refusal: Refusal) -> None:
