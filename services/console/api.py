@@ -19,6 +19,12 @@ the `delivery` task kind records each line's start and end (units delivered, a r
 when fewer than ordered); a task's case facts carry the district's providers per
 service, the default start and the plan's lines; 409 `invalid-state` when a line
 cannot take a step. Everything of 1.1.0 is unchanged.
+
+Version 1.3.0 (issue 9): a visit's `findings` are codes of the findings vocabulary
+(deploy/config/findings.yaml), listed with their Korean and English labels by the new
+GET /api/findings; anything else is 422 `invalid-request` naming the field (before,
+any string was taken and sent on). `notes`, free text, stays in scheduling as before.
+Everything else of 1.2.0 is unchanged.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ from services.console.schemas import (
     SERVICE_OF,
     CompleteOut,
     ErrorOut,
+    FindingOut,
+    FindingsOut,
     LoginIn,
     QueueOut,
     ReassignIn,
@@ -134,6 +142,16 @@ async def login(request: Request, credentials: LoginIn) -> TokenOut:
 @router.get("/me", response_model=UserOut, responses=_errors(401))
 async def me(user: CurrentUser) -> UserOut:
     return user_out(user)
+
+
+@router.get("/findings", response_model=FindingsOut, responses=_errors(401))
+async def findings(request: Request, user: CurrentUser) -> FindingsOut:
+    """The visit findings vocabulary: the codes a visit's `findings` may hold, with their
+    Korean and English labels, in the order the visit form offers them."""
+    vocabulary = console_of(request).findings
+    return FindingsOut(
+        findings=[FindingOut.model_validate(f.summary()) for f in vocabulary.findings]
+    )
 
 
 @router.get("/queue", response_model=QueueOut, responses=_errors(401, 422, 503))

@@ -30,7 +30,7 @@ from services.console.errors import UNAVAILABLE, ConsoleError
 from services.console.settings import ConsoleSettings
 from services.console.state import Console
 from services.console.watch import QueueWatch
-from services.lib.policy import load_registry
+from services.lib.policy import load_findings, load_registry
 from services.lib.runtime import tracing
 from services.lib.runtime.logging import get_logger
 
@@ -52,7 +52,7 @@ _ERROR_CODES = {
 
 
 # The API's own version (not the package's): raise it when the API changes.
-API_VERSION = "1.2.0"
+API_VERSION = "1.3.0"
 
 
 def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
@@ -73,6 +73,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
             )
         users = load_users(settings.users_file)
         registry = load_registry(settings.registry_file)
+        findings = load_findings(settings.findings_file)
         services = _clients(settings)
         if settings.api_token is None:
             log.warning(
@@ -90,6 +91,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
             desk=Desk(services),
             watch=watch,
             registry=registry,
+            findings=findings,
             services=services,
             stopping=stopping,
         )

@@ -305,6 +305,7 @@ async def _task_page(
             "quantities": quantities,
             "chosen_providers": chosen,
             "starts": starts,
+            "findings": console.findings.findings,
             "form": form or {},
             "now": datetime.now(UTC),
             "today": seoul_date(datetime.now(UTC)),
@@ -397,7 +398,8 @@ def _result(kind: str, form: dict[str, list[str]]) -> TaskResult:
         data = {"reached": reached}
         if reached:
             data["precautions_acknowledged"] = _first(form, "precautions_acknowledged") == "on"
-            data["findings"] = [f.strip() for f in _first(form, "findings").split(",") if f.strip()]
+            # Checkboxes: each ticked code once, in the form's order.
+            data["findings"] = list(dict.fromkeys(f for f in form.get("findings") or [] if f))
             data["notes"] = _first(form, "notes") or None
     try:
         result: TaskResult = RESULT_OF_KIND[kind].model_validate(data)  # type: ignore[assignment]

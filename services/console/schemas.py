@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.hospital_v1 import ServiceCode
 from contracts.referral import LineEndReason, ReviewRefusal
+from contracts.scheduling import FindingCode
 
 Service = Literal["referral", "scheduling"]
 Kind = Literal["review", "care-plan", "pre-discharge-visit", "post-discharge-visit", "delivery"]
@@ -83,6 +84,24 @@ class QueueOut(_Out):
 class ProviderName(_Out):
     ko: str
     en: str
+
+
+class FindingLabel(_Out):
+    ko: str
+    en: str
+
+
+class FindingOut(_Out):
+    """A code of the visit findings vocabulary and its labels."""
+
+    code: str
+    label: FindingLabel
+
+
+class FindingsOut(_Out):
+    """The visit findings vocabulary, in the order the visit form offers it."""
+
+    findings: list[FindingOut]
 
 
 class ProviderOut(_Out):
@@ -262,9 +281,16 @@ class VisitResult(_In):
 
     reached: bool
     precautions_acknowledged: bool | None = None
-    findings: list[str] = Field(default=[], max_length=20, description="coded findings only")
+    findings: list[FindingCode] = Field(
+        default=[],
+        max_length=20,
+        description="codes of the findings vocabulary (GET /api/findings); they travel to "
+        "the hospital with their labels. A code the vocabulary lacks is 422 naming the field",
+    )
     notes: str | None = Field(
-        default=None, max_length=4000, description="free text; stays in scheduling"
+        default=None,
+        max_length=4000,
+        description="free text; stays in scheduling, never sent on to anyone",
     )
 
     @model_validator(mode="after")

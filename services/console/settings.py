@@ -4,7 +4,7 @@ The console is a gateway: it holds no database URL, only where the services'
 HTTP APIs are and its own credential for them. What a service decides with its
 own settings (the lease length, the contact-attempt limit) stays there. A few
 settings are shared with the services and fall back to their plain
-`CARELINK_` names (logging, the registry file).
+`CARELINK_` names (logging, the registry and findings files).
 """
 
 from __future__ import annotations
@@ -59,6 +59,8 @@ class ConsoleSettings(BaseSettings):
     events_keepalive_s: float = Field(default=15.0, gt=0)
 
     registry_file: Path | None = Field(default=None, validation_alias=_both("REGISTRY_FILE"))
+    # The visit findings vocabulary the visit form offers (deploy/config/findings.yaml).
+    findings_file: Path | None = Field(default=None, validation_alias=_both("FINDINGS_FILE"))
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", validation_alias=_both("LOG_FORMAT")
     )

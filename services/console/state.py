@@ -12,7 +12,7 @@ from services.console.clients import Services
 from services.console.desk import Desk
 from services.console.settings import ConsoleSettings
 from services.console.watch import QueueWatch
-from services.lib.policy import Registry
+from services.lib.policy import Findings, Registry
 
 
 @dataclass
@@ -23,6 +23,8 @@ class Console:
     desk: Desk
     watch: QueueWatch
     registry: Registry
+    # The visit findings vocabulary: the visit form's checkboxes, /api/findings.
+    findings: Findings
     services: Services
     stopping: asyncio.Event
 
