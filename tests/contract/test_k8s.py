@@ -214,6 +214,7 @@ def test_the_config_kustomization_holds_every_configuration_file_but_the_account
     files = {item["name"]: set(item["files"]) for item in config["configMapGenerator"]}
     assert files["carelink-registry"] == {"registry.yaml"}
     assert files["carelink-providers"] == {"providers.yaml"}
+    assert files["carelink-findings"] == {"findings.yaml"}
     policies = {p.relative_to(config_dir).as_posix() for p in config_dir.glob("policy/*.yaml")}
     assert files["carelink-policy"] == policies, "add the new policy file to the list"
     # Every other configuration file too (a new one needs its ConfigMap and a mount).
@@ -566,6 +567,10 @@ def test_registry_and_policies_come_from_the_generated_config_maps(
     registry = next(m for n, m in maps.items() if n.startswith("carelink-registry-"))
     policy = next(m for n, m in maps.items() if n.startswith("carelink-policy-"))
     providers = next(m for n, m in maps.items() if n.startswith("carelink-providers-"))
+    findings = next(m for n, m in maps.items() if n.startswith("carelink-findings-"))
+    assert findings["data"]["findings.yaml"] == (ROOT / "deploy/config/findings.yaml").read_text(
+        "utf-8"
+    )
     assert providers["data"]["providers.yaml"] == (ROOT / "deploy/config/providers.yaml").read_text(
         "utf-8"
     )
@@ -583,6 +588,8 @@ def test_registry_and_policies_come_from_the_generated_config_maps(
             wanted["CARELINK_POLICY_DIR"] = policy["metadata"]["name"]
         if name == "referral":
             wanted["CARELINK_PROVIDERS_FILE"] = providers["metadata"]["name"]
+        if name in {"scheduling", "outcome", "console"}:
+            wanted["CARELINK_FINDINGS_FILE"] = findings["metadata"]["name"]
         for variable, config_map in wanted.items():
             path = env[variable]
             directory = path if variable == "CARELINK_POLICY_DIR" else str(Path(path).parent)
