@@ -12,7 +12,7 @@ delivery of their own lines. Each runs in one transaction with the events it emi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 from typing import Any, Literal, get_args
@@ -108,6 +108,8 @@ class Reported:
     line: Line
     lines: tuple[Line, ...]
     finished: Literal["delivered", "could-not-deliver"] | None = None
+    # The providers' names by id, for people reading the result.
+    names: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def outcome(self) -> str:
@@ -117,7 +119,10 @@ class Reported:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "lines": [line_view(line) for line in self.lines],
+            "lines": [
+                {**line_view(line), "provider_name": self.names.get(line.provider_id)}
+                for line in self.lines
+            ],
             "open_lines": sum(1 for line in self.lines if line.open),
         }
 
@@ -266,6 +271,7 @@ class Delivery:
             raise LineState(str(exc)) from exc
         await store.save_line(conn, after, actor)
         now_lines = tuple(after if other.line_no == line_no else other for other in lines)
+        names = {x.provider_id: self.provider(x.provider_id).name.model_dump() for x in lines}
         base = _base(case, now)
         if report.started_on is not None and domain.first_to_start(lines, after):
             await emit(
@@ -280,7 +286,7 @@ class Delivery:
                 service=SERVICE,
             )
         if not domain.all_ended(now_lines):
-            return Reported(after, now_lines)
+            return Reported(after, now_lines, names=names)
         delivered = [domain.delivered_line(x, self.provider(x.provider_id)) for x in now_lines]
         if domain.nothing_delivered(now_lines):
             await emit(
@@ -288,7 +294,7 @@ class Delivery:
                 CaseFailed(**base, reason_code="could-not-deliver", delivered=delivered),
                 service=SERVICE,
             )
-            return Reported(after, now_lines, "could-not-deliver")
+            return Reported(after, now_lines, "could-not-deliver", names)
         policy = self._policies.for_year(case.policy_year)
         used = await store.used_this_year(conn, case.person_id, case.policy_year)
         district = sum(x.district_paid_krw for x in delivered)
@@ -306,7 +312,7 @@ class Delivery:
             ),
             service=SERVICE,
         )
-        return Reported(after, now_lines, "delivered")
+        return Reported(after, now_lines, "delivered", names)
 
     async def _end(
         self,

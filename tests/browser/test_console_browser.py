@@ -218,6 +218,7 @@ async def test_a_coordinator_works_a_referral_in_the_browser(
     await expect(page.locator('[data-notice="claimed"]')).to_be_visible()
     first = page.locator('form.delivery-line[data-line="1"]')
     await expect(first).to_contain_text("가상 송파 이웃돌봄")
+    await page.screenshot(path=str(shots / "console-delivery.png"), full_page=True)
     await first.get_by_role("button", name="시작 기록 Record start").click()
     await expect(page.locator('[data-notice="line-started"]')).to_be_visible()
     first = page.locator('form.delivery-line[data-line="1"]')
@@ -233,7 +234,8 @@ async def test_a_coordinator_works_a_referral_in_the_browser(
     # The cap cut the meals: home care was the plan's one line, so the delivery is over.
     await expect(page.locator('[data-notice="delivered"]')).to_be_visible()
     await expect(page.get_by_test_id("task-status")).to_have_text("완료 Done")
-    await page.screenshot(path=str(shots / "console-delivery.png"), full_page=True)
+    await expect(page.get_by_role("heading", name="결과 Result")).to_be_visible()
+    await expect(page.locator("table.plan").first).to_contain_text("가상 송파 이웃돌봄")
     line = page.get_by_test_id("plan-lines").locator('tr[data-line="1"]')
     await expect(line).to_contain_text("일부 제공 Partly delivered")
     await expect(line).to_contain_text("가상 송파 이웃돌봄")
