@@ -39,7 +39,14 @@ from services.tools.simulators.accounts import Account
 LIVE = ("open", "claimed")
 # Coordinators record dates as Seoul's calendar does.
 SEOUL = timezone(timedelta(hours=9), "KST")
-FINDINGS = ("home-safety-checked",)
+# What the simulated coordinators find at each visit: codes of the findings vocabulary
+# (deploy/config/findings.yaml, listed by GET /api/findings), never free text.
+FINDINGS: dict[str, tuple[str, ...]] = {
+    "pre-discharge-visit": ("fall-risk", "home-hazard"),
+    "post-discharge-visit": ("home-safety-checked", "needs-meal-support"),
+}
+# The simulated coordinators' free-text note: it stays in scheduling's store.
+NOTE = "모의 방문 메모 (simulated visit note)"
 # Transport errors raised before the request left this process: safe to repeat.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
@@ -284,16 +291,25 @@ class ConsoleClient:
         task: Task,
         *,
         precautions_acknowledged: bool = True,
-        findings: Sequence[str] = FINDINGS,
+        findings: Sequence[str] | None = None,
+        notes: str | None = NOTE,
     ) -> Completed:
+        """A visit that reached the person: finding codes (none given: the kind's usual
+        ones) and a free-text note, which stays in scheduling."""
         return await self.complete(
             task,
             {
                 "reached": True,
                 "precautions_acknowledged": precautions_acknowledged,
-                "findings": list(findings),
+                "findings": list(FINDINGS.get(task.kind, ()) if findings is None else findings),
+                "notes": notes,
             },
         )
+
+    async def findings(self) -> list[dict[str, Any]]:
+        """The findings vocabulary: `[{code, label: {ko, en}}]`, in the form's order."""
+        body = await self._call("GET", "/api/findings", repeatable=True)
+        return list(body["findings"])
 
     async def record_line(
         self,

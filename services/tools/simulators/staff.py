@@ -125,10 +125,23 @@ class Staff:
         return (await desk.care_plan(task, lines, providers=providers, starts=starts)).details
 
     async def visit(
-        self, case_id: str, kind: VisitKind, *, precautions_acknowledged: bool = True
-    ) -> None:
+        self,
+        case_id: str,
+        kind: VisitKind,
+        *,
+        precautions_acknowledged: bool = True,
+        findings: Sequence[str] | None = None,
+        notes: str | None = None,
+    ) -> Completed:
+        """Record the visit: finding codes (none: the kind's usual ones) and, if given, a
+        free-text note (it stays in scheduling)."""
         desk, task = await self._claimed(case_id, kind)
-        await desk.visit(task, precautions_acknowledged=precautions_acknowledged)
+        return await desk.visit(
+            task,
+            precautions_acknowledged=precautions_acknowledged,
+            findings=findings,
+            notes=notes,
+        )
 
     async def fail_contact(self, case_id: str, kind: VisitKind) -> Task:
         """One call that does not reach the person; the task as it is afterwards."""

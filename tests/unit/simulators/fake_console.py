@@ -180,7 +180,7 @@ class FakeConsole:
                     task.status, task.claimed_by, task.lease_until = "suspended", None, None
                     return "unreachable", {}
                 return "contact-failed", {}
-            task.status, task.completed_by = "done", task.claimed_by
+            task.status, task.completed_by, task.result = "done", task.claimed_by, body
             return "visited", {}
         if task.kind == "care-plan" and body.get("decision") == "waitlist":
             task.status, task.claimed_by, task.lease_until = "open", None, None

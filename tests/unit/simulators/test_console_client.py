@@ -7,8 +7,12 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from services.console.schemas import VisitResult
+from services.lib.policy import load_findings
 from services.tools.simulators.accounts import Account
 from services.tools.simulators.console_client import (
+    FINDINGS,
+    NOTE,
     Conflict,
     ConsoleClient,
     NotFound,
@@ -65,6 +69,34 @@ async def test_claim_and_complete_each_kind_with_its_result(console: FakeConsole
         "lines": [{"service": "meal_delivery", "quantity": 10}],
     }
     assert visit.status == "done"
+
+
+async def test_a_visit_sends_codes_of_the_findings_vocabulary_and_a_note(
+    console: FakeConsole,
+) -> None:
+    vocabulary = load_findings()
+    pre = console.add("pre-discharge-visit", "case-1", "centre-songpa-gu")
+    post = console.add("post-discharge-visit", "case-2", "centre-songpa-gu")
+    async with client(console) as me:
+        tasks = {t.kind: t for t in await me.queue()}
+        await me.visit(await me.claim(tasks["pre-discharge-visit"]))
+        await me.visit(
+            await me.claim(tasks["post-discharge-visit"]), findings=["fall-risk"], notes=None
+        )
+    assert pre.result is not None
+    assert pre.result["findings"] == list(FINDINGS["pre-discharge-visit"])
+    assert pre.result["notes"] == NOTE
+    assert post.result == {
+        "reached": True,
+        "precautions_acknowledged": True,
+        "findings": ["fall-risk"],
+        "notes": None,
+    }
+    for kind, codes in FINDINGS.items():
+        assert codes, kind
+        assert vocabulary.unknown(codes) == (), kind
+    # What the console's API would take.
+    VisitResult.model_validate(pre.result)
 
 
 async def test_someone_elses_claim_is_a_conflict(console: FakeConsole) -> None:
