@@ -156,7 +156,11 @@ def _resolved_env(deployment: Doc) -> dict[str, str]:
     for entry in _container(deployment).get("env", []):
         if "valueFrom" in entry:
             ref = entry["valueFrom"]["secretKeyRef"]
-            resolved[entry["name"]] = f"from-secret-{ref['name']}-{ref['key']}"
+            placeholder = f"from-secret-{ref['name']}-{ref['key']}"
+            if entry["name"].endswith("_CALLERS"):
+                # A whole JSON map of caller -> token in the Secret (the providers').
+                placeholder = json.dumps({"from-secret": placeholder})
+            resolved[entry["name"]] = placeholder
             continue
         value = str(entry.get("value", ""))
         resolved[entry["name"]] = re.sub(
