@@ -21,6 +21,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from services.lib.policy import load_findings
 from services.lib.runtime.settings import REPO_ROOT
 from services.tools.simulators.hospital_io import publish
 from services.tools.simulators.referrals import FakeHospital
@@ -239,3 +240,27 @@ async def test_a_coordinator_works_a_referral_in_the_browser(
     line = page.get_by_test_id("plan-lines").locator('tr[data-line="1"]')
     await expect(line).to_contain_text("일부 제공 Partly delivered")
     await expect(line).to_contain_text("가상 송파 이웃돌봄")
+
+    # The hospital discharges the patient: the post-discharge visit, recorded on its page
+    # with findings ticked from the vocabulary (labels in Korean and English) and a note
+    # that stays in scheduling.
+    await publish(system_info.kafka_bootstrap, [hospital.discharged(data["referral_id"])])
+    await page.goto(console + "/")
+    visit_row = page.locator(f'tr[data-case="{case_id}"][data-kind="post-discharge-visit"]')
+    await expect(visit_row).to_be_visible(timeout=WAIT_MS)
+    await visit_row.get_by_role("link").click()
+    await page.get_by_role("button", name="맡기 Claim").click()
+    await expect(page.locator('[data-notice="claimed"]')).to_be_visible()
+    findings = page.get_by_test_id("findings")
+    await expect(findings.get_by_role("checkbox")).to_have_count(len(load_findings().codes))
+    await expect(page.get_by_role("textbox", name=re.compile("Findings"))).to_have_count(0)
+    await page.get_by_label("돌봄 주의사항을 확인했습니다 Care precautions acknowledged").check()
+    await findings.get_by_label("낙상 위험 Fall risk").check()
+    await findings.get_by_label("식사 준비 도움 필요 Needs help with meals").check()
+    await page.get_by_label(re.compile("메모 Notes")).fill("계단 손잡이 없음, 딸이 주말에 방문")
+    await page.get_by_role("button", name="방문·통화 완료 Visit done").click()
+    await expect(page.locator('[data-notice="visited"]')).to_be_visible()
+    await expect(page.get_by_test_id("task-status")).to_have_text("완료 Done")
+    await expect(page.get_by_test_id("result-findings")).to_have_text(
+        "낙상 위험 Fall risk; 식사 준비 도움 필요 Needs help with meals"
+    )
