@@ -1,7 +1,7 @@
 """Configuration is checked at start, and hospitals are configuration, not code.
 
-A service started on a malformed policy directory or registry stops at once with
-exit code 2 and names the file and the field. A hospital added to a registry
+A service started on a malformed policy directory, registry or findings vocabulary
+stops at once with exit code 2 and names the file and the field. A hospital added to a registry
 copy gets its two topics from `python -m services.lib.runtime.topics --create`, with
 no code change.
 """
@@ -30,6 +30,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 REPO = Path(__file__).resolve().parents[2]
 POLICY_DIR = REPO / "deploy" / "config" / "policy"
 REGISTRY_FILE = REPO / "deploy" / "config" / "registry.yaml"
+FINDINGS_FILE = REPO / "deploy" / "config" / "findings.yaml"
 START_TIMEOUT_S = 30
 
 
@@ -160,3 +161,22 @@ async def test_a_hospital_added_to_the_registry_gets_its_topics_without_code_cha
     partitions = {t["topic"]: len(t["partitions"]) for t in described}
     assert partitions == dict.fromkeys(wanted, HOSPITAL_PARTITIONS)
     assert referrals(hospital_id) in _topics(load_registry(registry))
+
+
+@pytest.mark.parametrize("service", ["scheduling", "outcome"])
+async def test_a_malformed_findings_vocabulary_stops_the_service_naming_file_and_field(
+    endpoints: Endpoints, database_url: str, tmp_path: Path, service: str
+) -> None:
+    findings = tmp_path / "broken-findings.yaml"
+    text = FINDINGS_FILE.read_text(encoding="utf-8")
+    assert "  - code: fall-risk\n" in text
+    findings.write_text(text.replace("  - code: fall-risk\n", "  - code: Fall Risk\n"))
+
+    result = await run(
+        [sys.executable, "-m", f"services.{service}"],
+        service_env(endpoints, database_url, CARELINK_FINDINGS_FILE=str(findings)),
+    )
+
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "broken-findings.yaml" in result.stderr
+    assert "findings.0.code" in result.stderr
