@@ -286,6 +286,19 @@ async def test_claim_renew_release_reassign_and_complete(
     assert missed.status_code == 200, missed.text
     assert missed.json()["outcome"] == "contact-failed"
     assert missed.json()["task"]["attempts"] == 1
+    # Findings are codes of the vocabulary: another is refused, the field named.
+    unknown = await scheduling.post(
+        f"{vurl}/complete",
+        json={
+            "reached": True,
+            "precautions_acknowledged": True,
+            "findings": ["fall-risk", "not-in-the-vocabulary"],
+        },
+        headers=songpa,
+    )
+    assert (unknown.status_code, unknown.json()["error"]) == (422, "invalid-request")
+    assert unknown.json()["message"].startswith("findings.1: ")
+    assert "not-in-the-vocabulary" not in unknown.json()["message"]
     visited = await scheduling.post(
         f"{vurl}/complete",
         json={"reached": True, "precautions_acknowledged": True, "findings": ["fall-risk"]},
