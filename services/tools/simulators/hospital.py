@@ -1,6 +1,6 @@
 """A simulated hospital: submits scripted referrals at a steady rate, answers the
 status updates it reads back as each script says (discharge once services are
-linked, postpone, readmit, cancel …), and keeps the statistics a hospital's
+ordered, postpone, readmit, cancel …), and keeps the statistics a hospital's
 integration team would watch: statuses reached, how long they took, sequence
 gaps, paths the contract's FHIR Task table does not allow, dead letters.
 

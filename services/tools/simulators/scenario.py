@@ -422,7 +422,7 @@ def _script(
         # Coordinators cannot reach the person before discharge: on hold as unreachable, the
         # hospital discharges them (the pre-discharge visit is missed), the care plan and the
         # post-discharge visit follow. Staff without the script visit at once: the usual
-        # discharge once services are linked.
+        # discharge once services are ordered.
         follow = (
             FollowUp("unreachable", "discharge"),
             FollowUp("services-ordered", "discharge", unless="unreachable"),
