@@ -1,8 +1,8 @@
 """Configuration is checked at start, and hospitals are configuration, not code.
 
-A service started on a malformed policy directory, registry or findings vocabulary
-stops at once with exit code 2 and names the file and the field. A hospital added to a registry
-copy gets its two topics from `python -m services.lib.runtime.topics --create`, with
+A service started on a malformed policy directory, registry, findings vocabulary or
+providers file stops at once with exit code 2 and names the file and the field (the
+providers file its line too). A hospital added to a registry copy gets its two topics from `python -m services.lib.runtime.topics --create`, with
 no code change.
 """
 
@@ -180,3 +180,24 @@ async def test_a_malformed_findings_vocabulary_stops_the_service_naming_file_and
     assert result.returncode == 2, result.stderr[-2000:]
     assert "broken-findings.yaml" in result.stderr
     assert "findings.0.code" in result.stderr
+
+
+async def test_referral_with_a_malformed_providers_file_exits_2_naming_file_field_and_line(
+    endpoints: Endpoints, database_url: str, tmp_path: Path
+) -> None:
+    providers = tmp_path / "broken-providers.yaml"
+    text = (REPO / "deploy" / "config" / "providers.yaml").read_text(encoding="utf-8")
+    assert "    districts: [Songpa-gu]\n" in text
+    broken = text.replace("    districts: [Songpa-gu]\n", "    districts: [Suwon-si]\n")
+    providers.write_text(broken, encoding="utf-8")
+    line = broken.splitlines().index("    districts: [Suwon-si]") + 1
+
+    result = await run(
+        [sys.executable, "-m", "services.referral"],
+        service_env(endpoints, database_url, CARELINK_PROVIDERS_FILE=str(providers)),
+    )
+
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "broken-providers.yaml" in result.stderr
+    assert "providers.5.districts.0" in result.stderr
+    assert f"(line {line})" in result.stderr
