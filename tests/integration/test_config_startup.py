@@ -2,8 +2,8 @@
 
 A service started on a malformed policy directory, registry, findings vocabulary or
 providers file stops at once with exit code 2 and names the file and the field (the
-providers file its line too). A hospital added to a registry copy gets its two topics from `python -m services.lib.runtime.topics --create`, with
-no code change.
+providers file its line too). A hospital added to a registry copy gets its two topics
+from `python -m services.lib.runtime.topics --create`, with no code change.
 """
 
 from __future__ import annotations
