@@ -240,47 +240,56 @@ async def complete(
     conn: asyncpg.Connection, task_id: int, actor: str, result: dict[str, Any], *, now: datetime
 ) -> Task:
     """Finish a task the actor holds under a live lease."""
-    row = await conn.fetchrow(
-        f"""UPDATE tasks SET status = 'done', result = $3, completed_at = $4, completed_by = $2,
-                             lease_until = NULL
-            WHERE id = $1 AND status = 'claimed' AND claimed_by = $2 AND lease_until >= $4
-            RETURNING {_COLUMNS}""",
+    return await _update_held(
+        conn,
         task_id,
         actor,
         result,
-        now,
+        now=now,
+        changes="status = 'done', result = $3, completed_at = $4, completed_by = $2, "
+        "lease_until = NULL",
+        action="complete",
     )
-    if row is None:
-        await _explain(conn, task_id, actor, now, completing=True)
-    await audit(conn, task_id, actor, "complete")
-    return Task.from_row(row)
 
 
 async def record_attempt(
     conn: asyncpg.Connection, task_id: int, actor: str, result: dict[str, Any], *, now: datetime
 ) -> Task:
     """A contact attempt that did not reach the person: counted, the task stays with the actor."""
-    row = await conn.fetchrow(
-        f"""UPDATE tasks SET attempts = attempts + 1, result = $3
-            WHERE id = $1 AND status = 'claimed' AND claimed_by = $2 AND lease_until >= $4
-            RETURNING {_COLUMNS}""",
+    return await _update_held(
+        conn,
         task_id,
         actor,
         result,
-        now,
+        now=now,
+        changes="attempts = attempts + 1, result = $3",
+        action="contact-attempt",
     )
-    if row is None:
-        await _explain(conn, task_id, actor, now, completing=True)
-    await audit(conn, task_id, actor, "contact-attempt")
-    return Task.from_row(row)
 
 
 async def record_progress(
     conn: asyncpg.Connection, task_id: int, actor: str, result: dict[str, Any], *, now: datetime
 ) -> Task:
     """Part of a task's work recorded (one line of a delivery): the task stays with the actor."""
+    return await _update_held(
+        conn, task_id, actor, result, now=now, changes="result = $3", action="progress"
+    )
+
+
+async def _update_held(
+    conn: asyncpg.Connection,
+    task_id: int,
+    actor: str,
+    result: dict[str, Any],
+    *,
+    now: datetime,
+    changes: str,
+    action: str,
+) -> Task:
+    """One change to a task only its holder may make, under a live lease; audited.
+    `changes` is a fixed SET clause of this module ($2 actor, $3 result, $4 now)."""
     row = await conn.fetchrow(
-        f"""UPDATE tasks SET result = $3
+        f"""UPDATE tasks SET {changes}
             WHERE id = $1 AND status = 'claimed' AND claimed_by = $2 AND lease_until >= $4
             RETURNING {_COLUMNS}""",
         task_id,
@@ -290,7 +299,7 @@ async def record_progress(
     )
     if row is None:
         await _explain(conn, task_id, actor, now, completing=True)
-    await audit(conn, task_id, actor, "progress")
+    await audit(conn, task_id, actor, action)
     return Task.from_row(row)
 
 
