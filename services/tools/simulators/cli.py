@@ -21,6 +21,7 @@ import contextlib
 import json
 import shutil
 import signal
+import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +36,9 @@ from services.tools.simulators.staff_loop import DEFAULT_DELAY, StaffStats, run_
 from services.tools.stack.system import SystemInfo
 
 DEFAULT_SYSTEM_FILE = REPO_ROOT / ".local" / "run" / "system.json"
+# The services' way from ordered to delivered, as the hospital hears it (referrals that
+# reached each step, and the median time from submission).
+DELIVERY_STEPS = ("services-ordered", "services-started", "services-delivered")
 STATUS_ORDER = (
     "received",
     "accepted",
@@ -508,6 +512,14 @@ def render_block(hospital: HospitalStats | None, staff: StaffStats | None) -> li
                 f"  {status:<16}{hospital.status_counts[status]:>10}"
                 f"{_seconds(latency[0]):>10}{_seconds(latency[1]):>10}"
             )
+        delivery = [
+            f"{step} {len(hospital.to_business_status[step])} "
+            f"(p50 {_seconds(statistics.median(hospital.to_business_status[step]))})"
+            for step in DELIVERY_STEPS
+            if hospital.to_business_status.get(step)
+        ]
+        if delivery:
+            lines.append("delivery: " + " · ".join(delivery))
         finals = " · ".join(f"{s} {hospital.final_counts[s]}" for s in TERMINAL)
         lines.append(f"final: {finals}")
         lines.append(

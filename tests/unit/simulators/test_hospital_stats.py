@@ -65,3 +65,17 @@ async def test_a_legal_path_is_not_counted_an_illegal_one_is_counted_once() -> N
     assert "illegal status paths (FHIR Task table) 1" in shown
     assert bad in shown
     assert _exit_code(stats) == 1
+
+
+def test_the_demo_display_shows_how_far_delivery_went() -> None:
+    hospital, _ = _hospital()
+    stats = hospital.stats
+    assert "delivery:" not in "\n".join(render_block(stats, None))
+    stats.to_business_status["services-ordered"] = [4.0, 6.0]
+    stats.to_business_status["services-started"] = [9.0]
+    stats.to_business_status["services-delivered"] = [12.0]
+    shown = "\n".join(render_block(stats, None))
+    assert (
+        "delivery: services-ordered 2 (p50 5.00s) · services-started 1 (p50 9.00s) · "
+        "services-delivered 1 (p50 12.00s)"
+    ) in shown
