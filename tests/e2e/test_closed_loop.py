@@ -41,21 +41,29 @@ def referral(reader: UpdatesReader, hospital: FakeHospital, staff: Staff, **kw: 
     return Referral(reader, hospital, staff, **kw)
 
 
-async def test_review_finding_the_patient_can_manage_alone_rejects_with_that_reason(
-    reader: UpdatesReader, hospital: FakeHospital, staff: Staff
+@pytest.mark.parametrize(
+    ("code", "reason_word"),
+    [
+        ("can-manage-alone", "manage"),
+        ("family-caregiver-available", "caregiver"),
+        ("covered-by-public-care", "public"),
+    ],
+)
+async def test_a_review_refusal_rejects_before_acceptance_with_its_code(
+    reader: UpdatesReader, hospital: FakeHospital, staff: Staff, code: str, reason_word: str
 ) -> None:
     r = referral(reader, hospital, staff)
     await r.submit()
-    await staff.review(r.case_id, "ineligible", "can-manage-alone")
-    last = await r.until("can-manage-alone")
-    assert (last.data["status"], last.data["reason_code"]) == ("rejected", "can-manage-alone")
-    assert "manage" in last.data["reason"]
+    await staff.review(r.case_id, "ineligible", code)
+    last = await r.until(code)
+    assert (last.data["status"], last.data["reason_code"]) == ("rejected", code)
+    assert reason_word in last.data["reason"].lower()
     assert last.data["reason_ko"]
     # Rejected before acceptance: a refusing review never accepted the referral.
     assert r.trail() == [
         ("received", "received"),
         ("received", "triaged"),
-        ("rejected", "can-manage-alone"),
+        ("rejected", code),
     ]
     r.assert_feed_legal()
 
@@ -172,6 +180,10 @@ async def test_discharge_postponed_beyond_the_horizon_holds_then_resumes(
     near = date.today() + timedelta(days=6)
     await r.send(hospital.updated(r.referral_id, expected_discharge_date=near.isoformat()))
     again = await r.until("pre-discharge-visit-scheduled", count=2)
+    # The hold ends by returning to the status it left, as a step of its own.
+    trail = r.trail()
+    after_hold = trail[trail.index(("on-hold", "discharge-postponed")) + 1]
+    assert after_hold == ("in-progress", "resumed"), trail
     window_end = datetime.fromisoformat(again.data["details"]["visit_window"]["end"])
     assert window_end.date() == near
     await staff.visit(r.case_id, "pre-discharge-visit")
