@@ -48,7 +48,7 @@ docs-check: $(STAMP) ## fail if the committed schemas differ from the code
 bench: $(STAMP) ## measure throughput, latency, scale and memory; writes docs/bench/result.*
 	$(PY) -m services.tools.bench
 
-bench-quick: $(STAMP) ## a short benchmark run, to try it out
+bench-quick: $(STAMP) ## a short benchmark run; writes docs/bench/quick/ (never the full run's files)
 	$(PY) -m services.tools.bench --quick
 
 chaos: $(STAMP) ## fault injection: kills, freezes, restarts; prints a verdict (docs/chaos/)

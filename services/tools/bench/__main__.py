@@ -46,7 +46,7 @@ from services.lib.runtime.logging import configure_logging
 from services.lib.runtime.settings import REPO_ROOT
 from services.tools.bench.intake import run_intake
 from services.tools.bench.loop import LOOP_DISTRICTS, run_loop
-from services.tools.bench.memory import MemorySampler
+from services.tools.bench.memory import MemorySampler, cpu_seconds
 from services.tools.bench.plot import plot
 from services.tools.bench.progress import say
 from services.tools.bench.raw import kafka_limit, postgres_limit
@@ -156,8 +156,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     defaults = QUICK if args.quick else FULL
+    full_run = REPO_ROOT / "docs" / "bench"
     if args.out is None:
-        args.out = REPO_ROOT / "docs" / "bench" / ("quick" if args.quick else "")
+        args.out = full_run / "quick" if args.quick else full_run
+    elif args.quick and args.out.resolve() == full_run.resolve():
+        # The committed full run's figures are what the README quotes: a quick run's
+        # smaller counts must never replace them.
+        parser.error(f"--quick never writes to {full_run} (the full run's results)")
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
@@ -304,6 +309,14 @@ class Bench:
             raise RuntimeError("the infrastructure is not started")
         return self.infra.endpoints.kafka_bootstrap
 
+    def _raw_cpu(self) -> float | None:
+        """CPU seconds so far of the broker and this process (the raw client)."""
+        if self.infra is None or not self.infra.broker_pid:
+            return None  # an external broker: its CPU is not ours to read
+        broker = cpu_seconds(self.infra.broker_pid)
+        client = cpu_seconds(os.getpid())
+        return None if broker is None or client is None else broker + client
+
     def cpu_cost(self, phase: str, items: int) -> dict[str, Any]:
         """CPU the system (services, broker, PostgreSQL; not this process) spent per item
         during `phase`, and the share of the machine that other work took meanwhile.
@@ -381,6 +394,7 @@ class Bench:
                     topic=f"bench.{self.prefix.rstrip('_')}.raw",
                     latency_seconds=args.latency_seconds,
                     timeout=300,
+                    cpu_probe=self._raw_cpu,
                 ),
                 timeout=900,
             )
@@ -473,6 +487,7 @@ class Bench:
                     topic=f"bench.{self.prefix.rstrip('_')}.raw-end",
                     latency_seconds=args.latency_seconds,
                     timeout=300,
+                    cpu_probe=self._raw_cpu,
                 ),
                 timeout=900,
             )

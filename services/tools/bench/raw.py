@@ -12,6 +12,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -36,9 +37,15 @@ async def kafka_limit(
     topic: str,
     latency_seconds: float,
     timeout: float,
+    cpu_probe: Callable[[], float | None] | None = None,
 ) -> dict[str, Any]:
     """Produce, consume and round-trip rates over `messages` records, then round-trip
-    latency at half the round-trip rate."""
+    latency at half the round-trip rate.
+
+    `cpu_probe` returns the CPU seconds used so far by the broker and this process (the
+    raw client): read before and after the round trip, it gives the CPU one raw
+    round-trip message costs, the unit the report measures a referral's CPU in.
+    """
     await ensure_topics(KafkaSettings(bootstrap=bootstrap), [TopicSpec(topic, HOSPITAL_PARTITIONS)])
     keys = [f"ref-{uuid.uuid4()}".encode() for _ in range(messages)]
     headers = list(sample.headers)
@@ -68,6 +75,7 @@ async def kafka_limit(
 
         reader = asyncio.create_task(consume())
         say("raw kafka", f"round trip: {messages} records of {len(sample.value)} bytes")
+        cpu_before = cpu_probe() if cpu_probe else None
         started = time.perf_counter()
         futures = []
         for key in keys:
@@ -82,8 +90,14 @@ async def kafka_limit(
                 raise PhaseTimeout(f"raw round trip: {received}/{messages} records came back")
             ticker(f"received {received}/{messages}")
             await asyncio.sleep(0.02)
+        cpu_after = cpu_probe() if cpu_probe else None
         produce_rate = messages / (produced_at - started)
         round_trip_rate = messages / (last_at - started)
+        cpu_ms_per_message = (
+            (cpu_after - cpu_before) * 1000 / messages
+            if cpu_before is not None and cpu_after is not None
+            else None
+        )
         say(
             "raw kafka",
             f"produce {produce_rate:,.0f}/s, round trip {round_trip_rate:,.0f}/s",
@@ -147,6 +161,7 @@ async def kafka_limit(
             "produce_rate": produce_rate,
             "consume_rate": consume_rate,
             "round_trip_rate": round_trip_rate,
+            "cpu_ms_per_message": cpu_ms_per_message,
             "latency_ms": pct,
             "latency_messages": count,
             "latency_target_rate": paced_rate,

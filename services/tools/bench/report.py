@@ -224,10 +224,34 @@ def _latency(pct: Any) -> str:
     return " / ".join(fmt_ms(pct.get(k)) for k in ("p50", "p95", "p99"))
 
 
+def raw_comparison(
+    rate: Any, cpu_ms_per_item: Any, raw_rate: Any, raw_cpu_ms_per_message: Any
+) -> dict[str, float]:
+    """A run measured against the raw broker round trip of the same run.
+
+    `rate_share`: its rate as a share of the raw round-trip rate (what the targets
+    use; it falls when other work shares the machine). `cpu_in_raw_messages`: how
+    many raw round-trip messages' worth of CPU one item costs, and `cpu_share`, its
+    inverse: the share of the raw rate the run would reach if CPU were the only
+    limit for both. Both CPU figures compare across machines and loads; missing
+    inputs leave their figures out.
+    """
+    out: dict[str, float] = {}
+    rate_v, raw_rate_v = _number(rate), _number(raw_rate)
+    if rate_v is not None and raw_rate_v:
+        out["rate_share"] = rate_v / raw_rate_v
+    cpu, raw_cpu = _number(cpu_ms_per_item), _number(raw_cpu_ms_per_message)
+    if cpu and raw_cpu:
+        out["cpu_in_raw_messages"] = cpu / raw_cpu
+        out["cpu_share"] = raw_cpu / cpu
+    return out
+
+
 def figures(result: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Every figure of the run as (what, value), in report order."""
     rows: list[tuple[str, str]] = []
     kafka = dig(result, "raw", "kafka") or {}
+    raw = (kafka.get("round_trip_rate"), kafka.get("cpu_ms_per_message"))
     size = kafka.get("message_bytes")
     rows += [
         (
@@ -244,6 +268,13 @@ def figures(result: Mapping[str, Any]) -> list[tuple[str, str]]:
             _latency(kafka.get("latency_ms")),
         ),
     ]
+    if _number(kafka.get("cpu_ms_per_message")) is not None:
+        rows.append(
+            (
+                "raw Kafka round trip: CPU per message (broker and the raw client)",
+                _ms(kafka.get("cpu_ms_per_message")),
+            )
+        )
     end = dig(result, "raw", "kafka_at_end") or {}
     if end:
         rows += [
@@ -272,7 +303,7 @@ def figures(result: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("naive", "intake, one commit per message"),
     ):
         run = dig(result, "intake", key) or {}
-        rows += _intake_rows(label, run)
+        rows += _intake_rows(label, run, raw)
     loop = result.get("loop") or {}
     rows += [
         (
@@ -289,6 +320,7 @@ def figures(result: Mapping[str, Any]) -> list[tuple[str, str]]:
             _latency(loop.get("latency_ms")),
         ),
         *_cpu_rows("whole loop", "completed referral", loop.get("cpu")),
+        *_raw_rows("whole loop", "completed referral", loop, raw),
     ]
     scale = result.get("scale") or {}
     load = scale.get("load") or {}
@@ -298,7 +330,7 @@ def figures(result: Mapping[str, Any]) -> list[tuple[str, str]]:
             f"{fmt_count(load.get('rows'))} rows in {_plain(load.get('seconds'))} s",
         )
     )
-    rows += _intake_rows("intake over the loaded store", scale.get("intake") or {})
+    rows += _intake_rows("intake over the loaded store", scale.get("intake") or {}, raw)
     rows.append(("scale ratio (loaded / empty store)", _plain(scale.get("ratio"))))
     peaks = dig(result, "memory", "peak_mb") or {}
     for service in _processes(peaks):
@@ -313,7 +345,9 @@ def _processes(peaks: Mapping[str, Any]) -> list[str]:
     return [*SERVICES, *sorted(k for k in peaks if k not in SERVICES)]
 
 
-def _intake_rows(label: str, run: Mapping[str, Any]) -> list[tuple[str, str]]:
+def _intake_rows(
+    label: str, run: Mapping[str, Any], raw: tuple[Any, Any] = (None, None)
+) -> list[tuple[str, str]]:
     return [
         (
             f"{label}: submissions -> received ({fmt_count(run.get('referrals'))} referrals)",
@@ -325,7 +359,34 @@ def _intake_rows(label: str, run: Mapping[str, Any]) -> list[tuple[str, str]]:
             _latency(run.get("latency_ms")),
         ),
         *_cpu_rows(label, "referral", run.get("cpu")),
+        *_raw_rows(label, "referral", run, raw),
     ]
+
+
+def _raw_rows(
+    label: str, item: str, run: Mapping[str, Any], raw: tuple[Any, Any]
+) -> list[tuple[str, str]]:
+    """The run against the raw round trip of the same run: rate share and CPU ratio."""
+    cpu = run.get("cpu") if isinstance(run.get("cpu"), Mapping) else {}
+    c = raw_comparison(run.get("rate"), (cpu or {}).get("cpu_ms_per_item"), *raw)
+    rows = []
+    if "rate_share" in c:
+        rows.append(
+            (f"{label}: rate as a share of the raw round-trip rate", f"{c['rate_share']:.2%}")
+        )
+    if "cpu_in_raw_messages" in c:
+        rows.append(
+            (
+                f"{label}: CPU per {item} in raw round-trip messages (share of raw if CPU-bound)",
+                f"{_plain(c['cpu_in_raw_messages'])} ({c['cpu_share']:.2%})",
+            )
+        )
+    return rows
+
+
+def _ms(value: Any) -> str:
+    number = _number(value)
+    return "n/a" if number is None else f"{number:,.3f} ms"
 
 
 def _cpu_rows(label: str, item: str, cpu: Any) -> list[tuple[str, str]]:

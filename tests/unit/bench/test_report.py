@@ -13,6 +13,7 @@ from services.tools.bench.report import (
     latency_groups,
     percentile,
     percentiles,
+    raw_comparison,
     render_markdown,
     throughput_bars,
 )
@@ -251,3 +252,45 @@ def test_cpu_cost_per_referral_is_a_figure_when_measured() -> None:
         "42%"
     )
     assert not any("CPU per" in what for what in dict(figures(a_result())))
+
+
+def test_raw_comparison_gives_rate_share_and_cpu_in_raw_messages() -> None:
+    c = raw_comparison(250.0, 12.0, 10_000.0, 0.03)
+    assert c["rate_share"] == pytest.approx(0.025)
+    assert c["cpu_in_raw_messages"] == pytest.approx(400.0)
+    assert c["cpu_share"] == pytest.approx(0.0025)
+
+
+def test_raw_comparison_leaves_out_what_it_cannot_compute() -> None:
+    assert raw_comparison(250.0, None, 10_000.0, 0.03) == {"rate_share": 0.025}
+    assert raw_comparison(None, 12.0, None, 0.0) == {}
+    assert raw_comparison(float("nan"), 12.0, 10_000.0, None) == {}
+
+
+def test_report_shows_raw_cpu_per_message_and_each_run_against_it() -> None:
+    result = a_result()
+    result["raw"]["kafka"]["cpu_ms_per_message"] = 0.05
+    result["intake"]["batched"]["cpu"] = {"cpu_ms_per_item": 10.0, "cpu_bound_rate": 200.0}
+    rows = dict(figures(result))
+    assert rows["raw Kafka round trip: CPU per message (broker and the raw client)"] == "0.050 ms"
+    assert rows["intake, batched consumers: rate as a share of the raw round-trip rate"] == "25.00%"
+    assert (
+        rows[
+            "intake, batched consumers: CPU per referral in raw round-trip messages "
+            "(share of raw if CPU-bound)"
+        ]
+        == "200 (0.50%)"
+    )
+    # Without the raw run's CPU the ratio is left out, not made up.
+    del result["raw"]["kafka"]["cpu_ms_per_message"]
+    assert not any("raw round-trip messages" in what for what in dict(figures(result)))
+
+
+def test_a_quick_run_writes_to_quick_and_never_over_the_full_run() -> None:
+    from services.lib.runtime.settings import REPO_ROOT
+    from services.tools.bench.__main__ import parse_args
+
+    assert parse_args(["--quick"]).out == REPO_ROOT / "docs" / "bench" / "quick"
+    assert parse_args([]).out == REPO_ROOT / "docs" / "bench"
+    with pytest.raises(SystemExit):
+        parse_args(["--quick", "--out", str(REPO_ROOT / "docs" / "bench")])
