@@ -157,9 +157,14 @@ class CaseDischarged(CaseEvent):
 
 @register
 class CaseCancelled(CaseEvent):
-    """The hospital withdrew the referral; its free-text reason stays in intake's store."""
+    """The case was cancelled: the hospital withdrew the referral, or a coordinator of
+    the centre ended the case (deceased, transferred, declined, consent withdrawn). Any
+    free-text reason or note stays in intake's store. Every service closes its work on
+    it, whoever cancelled."""
 
     ce_type = "carelink.case.cancelled.v1"
     producer = "intake"
 
     reason_code: CancelReason
+    # Who cancelled (added in issue 10, optional: readers deployed earlier ignore it).
+    cancelled_by: Literal["hospital", "centre"] = "hospital"

@@ -445,3 +445,62 @@ def accepted(
         expected_discharge_date=sub.expected_discharge_date,
         requested_services=list(sub.requested_services),
     )
+
+
+# --- a coordinator's exits (issue 10) -------------------------------------------------
+
+# The cancellation reasons a coordinator of the centre may give (the contract's
+# `cancelled` codes but the hospital's own withdrawal, which only a hospital sends).
+CoordinatorCancelReason = Literal[
+    "deceased", "transferred", "declined-by-patient", "consent-withdrawn"
+]
+COORDINATOR_CANCEL_REASONS: tuple[CoordinatorCancelReason, ...] = (
+    "deceased",
+    "transferred",
+    "declined-by-patient",
+    "consent-withdrawn",
+)
+
+
+@dataclass(frozen=True)
+class CaseToEnd:
+    """A case as intake holds it, with the referral that opened it (whose ids its
+    events carry; outcome tells every referral that follows the case)."""
+
+    case_id: str
+    open: bool
+    discharged: bool
+    hospital_id: str
+    referral_id: str
+
+
+@dataclass(frozen=True)
+class ExitRefused:
+    """Why an exit cannot be taken: a stable code (the API's `error`) and a message."""
+
+    code: str
+    message: str
+
+
+def coordinator_cancel(
+    case: CaseToEnd, reason_code: str, *, now: datetime
+) -> CaseUpdate | ExitRefused:
+    """A coordinator ends the case at any open point with a coded reason: the same
+    `CaseCancelled` a hospital's withdrawal causes (so every service closes its work and
+    the hospital hears `cancelled` with the code), marked as the centre's."""
+    if reason_code not in COORDINATOR_CANCEL_REASONS:
+        return ExitRefused(
+            "invalid-request",
+            f"reason_code must be one of {', '.join(COORDINATOR_CANCEL_REASONS)}",
+        )
+    if not case.open:
+        return ExitRefused("case-closed", "the case is already finished: nothing to cancel")
+    event = CaseCancelled(
+        case_id=case.case_id,
+        hospital_id=case.hospital_id,
+        referral_id=case.referral_id,
+        occurred_at=now,
+        reason_code=reason_code,  # type: ignore[arg-type]
+        cancelled_by="centre",
+    )
+    return CaseUpdate(False, case.discharged, event)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
-from services.intake.domain import StoredReferral
+from services.intake.domain import CaseToEnd, StoredReferral
 
 
 @dataclass(frozen=True)
@@ -130,3 +131,153 @@ async def move_referral(
         case_id,
         outcome,
     )
+
+
+async def case_to_end(conn: asyncpg.Connection, case_id: str) -> CaseToEnd | None:
+    """The case with the referral that opened it, the case row locked until the
+    transaction ends (the lock every change of the case takes first)."""
+    row = await conn.fetchrow(
+        """SELECT c.case_id, c.open, c.discharged, r.hospital_id, r.referral_id
+           FROM cases c JOIN referrals r USING (case_id)
+           WHERE c.case_id = $1 AND r.outcome = 'accepted'
+           ORDER BY r.received_at LIMIT 1
+           FOR UPDATE OF c""",
+        case_id,
+    )
+    return CaseToEnd(**dict(row)) if row else None
+
+
+async def add_exit(
+    conn: asyncpg.Connection,
+    case_id: str,
+    *,
+    action: str,
+    reason_code: str,
+    note: str | None,
+    actor: str,
+    centre_id: str,
+) -> None:
+    await conn.execute(
+        """INSERT INTO case_exits (case_id, action, reason_code, note, actor, centre_id)
+           VALUES ($1, $2, $3, $4, $5, $6)""",
+        case_id,
+        action,
+        reason_code,
+        note,
+        actor,
+        centre_id,
+    )
+
+
+async def exits_of(conn: asyncpg.Connection, case_id: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        """SELECT action, reason_code, note, actor, at FROM case_exits
+           WHERE case_id = $1 ORDER BY at, id""",
+        case_id,
+    )
+    return [dict(row) for row in rows]
+
+
+# -- the set-based submission path (submissions.py): one statement per table ----------
+
+
+async def find_many(
+    conn: asyncpg.Connection, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], StoredReferral]:
+    """`find` for many (hospital_id, referral_id) at once, their cases locked likewise."""
+    if not keys:
+        return {}
+    rows = await conn.fetch(
+        """SELECT r.hospital_id, r.referral_id, r.case_id, r.content_hash, r.outcome,
+                  c.open, c.discharged
+           FROM unnest($1::text[], $2::text[]) AS k (hospital_id, referral_id)
+           JOIN referrals r USING (hospital_id, referral_id)
+           JOIN cases c ON c.case_id = r.case_id
+           ORDER BY c.case_id
+           FOR UPDATE OF c""",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+    )
+    return {
+        (row["hospital_id"], row["referral_id"]): StoredReferral(
+            case_id=row["case_id"],
+            content_hash=row["content_hash"],
+            outcome=row["outcome"],
+            open=row["open"],
+            discharged=row["discharged"],
+        )
+        for row in rows
+    }
+
+
+async def persons_for_many(
+    conn: asyncpg.Connection, keys_and_new_ids: Sequence[tuple[str, str]]
+) -> dict[str, str]:
+    """`person_for` for many distinct patient keys at once: {patient_key: person_id}.
+    Sorted by key, so concurrent batches lock persons in the same order."""
+    if not keys_and_new_ids:
+        return {}
+    rows = await conn.fetch(
+        """INSERT INTO persons (patient_key, person_id)
+           SELECT * FROM unnest($1::text[], $2::text[]) AS p (patient_key, person_id)
+           ORDER BY patient_key
+           ON CONFLICT (patient_key) DO UPDATE SET patient_key = EXCLUDED.patient_key
+           RETURNING patient_key, person_id""",
+        [k for k, _ in keys_and_new_ids],
+        [n for _, n in keys_and_new_ids],
+    )
+    return {row["patient_key"]: row["person_id"] for row in rows}
+
+
+async def open_cases_of(conn: asyncpg.Connection, person_ids: Sequence[str]) -> dict[str, str]:
+    """`open_case_of` for many persons at once: {person_id: their oldest open case}."""
+    if not person_ids:
+        return {}
+    rows = await conn.fetch(
+        """SELECT DISTINCT ON (person_id) person_id, case_id FROM cases
+           WHERE person_id = ANY($1::text[]) AND open
+           ORDER BY person_id, created_at""",
+        list(person_ids),
+    )
+    return {row["person_id"]: row["case_id"] for row in rows}
+
+
+async def add_cases(
+    conn: asyncpg.Connection, cases: Sequence[tuple[str, str | None, bool]]
+) -> None:
+    """Many (case_id, person_id, open) in one statement."""
+    if cases:
+        await conn.execute(
+            """INSERT INTO cases (case_id, person_id, open)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[])""",
+            [c[0] for c in cases],
+            [c[1] for c in cases],
+            [c[2] for c in cases],
+        )
+
+
+@dataclass(frozen=True)
+class NewReferral:
+    hospital_id: str
+    referral_id: str
+    case_id: str
+    content_hash: str | None
+    outcome: str
+    submission: dict[str, Any] | None
+
+
+async def add_referrals(conn: asyncpg.Connection, referrals: Sequence[NewReferral]) -> None:
+    """Many referrals in one statement (their cases written first)."""
+    if referrals:
+        await conn.execute(
+            """INSERT INTO referrals (hospital_id, referral_id, case_id, content_hash, outcome,
+                                      submission)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                    $6::jsonb[])""",
+            [r.hospital_id for r in referrals],
+            [r.referral_id for r in referrals],
+            [r.case_id for r in referrals],
+            [r.content_hash for r in referrals],
+            [r.outcome for r in referrals],
+            [r.submission for r in referrals],
+        )

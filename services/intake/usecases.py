@@ -247,12 +247,7 @@ class Intake:
             raise PermanentError("follow-up for a referral that was never submitted")
         await store.add_event(conn, existing.case_id, record.header("ce_type") or "", reading.data)
         update = domain.follow_up(existing, event, now=datetime.now(UTC))
-        if (update.open, update.discharged) != (existing.open, existing.discharged):
-            await store.set_case(
-                conn, existing.case_id, open=update.open, discharged=update.discharged
-            )
-        if update.event is not None:
-            await emit(conn, update.event, service=SERVICE, cause=record)
+        await apply_update(conn, existing.case_id, existing, update, cause=record)
 
     # -- closures seen on care.cases ------------------------------------------------
 
@@ -266,6 +261,70 @@ class Intake:
     ) -> None:
         if ev.decision == "ineligible":
             await store.set_case(conn, ev.case_id, open=False)
+
+
+async def apply_update(
+    conn: asyncpg.Connection,
+    case_id: str,
+    before: domain.StoredReferral | domain.CaseToEnd,
+    update: domain.CaseUpdate,
+    *,
+    cause: Record | None,
+) -> None:
+    """Store a case's new flags and emit its event: the one place a change of a case's
+    state is written, whether the hospital's record or a coordinator caused it (a
+    cancellation, either way, is recorded here)."""
+    if (update.open, update.discharged) != (before.open, before.discharged):
+        await store.set_case(conn, case_id, open=update.open, discharged=update.discharged)
+    if update.event is not None:
+        await emit(conn, update.event, service=SERVICE, cause=cause)
+
+
+class ExitError(Exception):
+    """A coordinator's exit refused: `code` is the API's `error`, `status` its HTTP status."""
+
+    STATUS = {"not-found": 404, "case-closed": 409, "invalid-request": 422}
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+        self.status = self.STATUS.get(code, 409)
+
+
+async def cancel_by_coordinator(
+    conn: asyncpg.Connection,
+    case_id: str,
+    *,
+    reason_code: str,
+    note: str | None,
+    actor: str,
+    centre_id: str,
+    now: datetime | None = None,
+) -> domain.CaseUpdate:
+    """A coordinator of the case's centre cancels it with a coded reason (and a note
+    that stays here): audited in `case_exits`, and the same `CaseCancelled` as a
+    hospital's withdrawal goes out, so every service closes its work and the hospital
+    hears `cancelled` with the code. The caller checked the centre."""
+    now = now or datetime.now(UTC)
+    async with conn.transaction():
+        case = await store.case_to_end(conn, case_id)
+        if case is None:
+            raise ExitError("not-found", "no such case")
+        update = domain.coordinator_cancel(case, reason_code, now=now)
+        if isinstance(update, domain.ExitRefused):
+            raise ExitError(update.code, update.message)
+        await store.add_exit(
+            conn,
+            case_id,
+            action="cancel",
+            reason_code=reason_code,
+            note=note,
+            actor=actor,
+            centre_id=centre_id,
+        )
+        await apply_update(conn, case_id, case, update, cause=None)
+    log.info("case cancelled by a coordinator", case_id=case_id, reason_code=reason_code)
+    return update
 
 
 async def reject_oversized(conn: asyncpg.Connection, record: Record, limit: int) -> None:

@@ -1,23 +1,40 @@
 """Scheduling's HTTP API (/v1 on its own port): its visit tasks through
 services.lib.tasks.api, completed by the `Coordinator` use cases with
-scheduling's own contact-attempt limit, and the case facts a coordinator needs."""
+scheduling's own contact-attempt limit, and the case facts a coordinator needs.
 
-from __future__ import annotations
+    POST /v1/tasks/{id}/reopen   {note?}: a visit on hold as unreachable, tried again"""
 
-from datetime import timedelta
-from typing import Any
+# No `from __future__ import annotations`: FastAPI resolves string annotations in the
+# module's globals, and the exit route's `Caller` dependency is local to its router.
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
 import asyncpg
-from fastapi import FastAPI
+from fastapi import APIRouter, Body, Depends, FastAPI
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.scheduling import FindingCode
+from services.lib.runtime.api_errors import ApiError
 from services.lib.runtime.callers import Actor, Callers
+from services.lib.runtime.logging import get_logger
 from services.lib.runtime.service import ServiceContext
-from services.lib.tasks.api import Completed, Completion, TaskDesk, mount_task_api
+from services.lib.tasks import operations as tasks
+from services.lib.tasks.api import (
+    NO_SUCH_TASK,
+    Completed,
+    Completion,
+    TaskDesk,
+    TaskId,
+    TaskView,
+    mount_task_api,
+    run,
+)
 from services.scheduling import domain, store
 from services.scheduling.settings import SchedulingSettings
 from services.scheduling.usecases import SERVICE, Coordinator
+
+log = get_logger(__name__)
 
 
 class VisitBody(BaseModel):
@@ -33,7 +50,7 @@ class VisitBody(BaseModel):
     notes: str | None = Field(default=None, max_length=4000)
 
     @model_validator(mode="after")
-    def _reached(self) -> VisitBody:
+    def _reached(self) -> "VisitBody":
         if self.reached and self.precautions_acknowledged is None:
             raise ValueError("a visit that reached the person needs precautions_acknowledged")
         if not self.reached and (self.findings or self.notes or self.precautions_acknowledged):
@@ -80,14 +97,58 @@ async def case_facts(conn: asyncpg.Connection, case_id: str) -> dict[str, Any] |
     }
 
 
-def routes(app: FastAPI, context: ServiceContext[SchedulingSettings]) -> None:
-    visits = _Visits(
-        Coordinator(
-            context.pool,
-            max_contact_attempts=context.settings.max_contact_attempts,
-            findings=context.findings,
+class ReopenBody(BaseModel):
+    """Why the coordinator tries again (new contact details, a new idea): a note that
+    stays in scheduling's store and travels nowhere."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    note: str | None = Field(default=None, max_length=2000)
+
+
+def exits_router(coordinator: Coordinator, pool: asyncpg.Pool, callers: Callers) -> APIRouter:
+    """Scheduling's exit: reopen a visit on hold as unreachable."""
+    router = APIRouter(prefix="/v1")
+    Caller = Annotated[Actor, Depends(callers.actor)]
+
+    @router.post("/tasks/{task_id}/reopen", response_model=TaskView)
+    async def reopen(
+        actor: Caller, task_id: TaskId, body: Annotated[ReopenBody | None, Body()] = None
+    ) -> TaskView:
+        """Put a visit on hold as unreachable back in the queue with its window: audited
+        (who, when, `unreachable`, the note), the hospital hears the case resume. 409
+        invalid-state unless the visit is on hold as unreachable."""
+        async with pool.acquire() as conn:
+            try:
+                found = await tasks.get(conn, task_id)
+            except tasks.TaskNotFound:
+                found = None
+        if found is None or found.centre_id != actor.centre_id:
+            raise ApiError(404, "not-found", NO_SUCH_TASK)
+        note = body.note if body is not None else None
+        done = await run(coordinator.reopen(task_id, actor.username, note=note or None))
+        log.info(
+            "task reopen",
+            actor=actor.username,
+            caller=actor.caller,
+            centre_id=actor.centre_id,
+            task_id=task_id,
+            kind=done.kind,
+            case_id=done.case_id,
+            status=done.status,
         )
+        return TaskView.of(SERVICE, done, datetime.now(UTC))
+
+    return router
+
+
+def routes(app: FastAPI, context: ServiceContext[SchedulingSettings]) -> None:
+    coordinator = Coordinator(
+        context.pool,
+        max_contact_attempts=context.settings.max_contact_attempts,
+        findings=context.findings,
     )
+    visits = _Visits(coordinator)
     desk = TaskDesk(
         service=SERVICE,
         pool=context.pool,
@@ -95,4 +156,6 @@ def routes(app: FastAPI, context: ServiceContext[SchedulingSettings]) -> None:
         completions={kind: Completion(VisitBody, visits.complete) for kind in domain.VISIT_KIND},
         case_facts=case_facts,
     )
-    mount_task_api(app, desk, Callers(context.settings.api_callers))
+    callers = Callers(context.settings.api_callers)
+    mount_task_api(app, desk, callers)
+    app.include_router(exits_router(coordinator, context.pool, callers))

@@ -53,6 +53,8 @@ async def _apply(
     case = decision.case
     if case != before:
         await store.save_case(conn, case)
+    if case.expected_discharge_date != before.expected_discharge_date:
+        await tasks.set_expected_discharge(conn, case.case_id, case.expected_discharge_date)
     for step in decision.steps:
         if isinstance(step, domain.CreateTask):
             created = await tasks.create(
@@ -63,6 +65,8 @@ async def _apply(
                 priority=case.priority,
                 due_at=step.due_at,
                 window_start=step.window_start,
+                hospital_id=case.hospital_id,
+                expected_discharge_date=case.expected_discharge_date,
             )
             if created is not None and step.if_created is not None:
                 await emit(conn, step.if_created, service=SERVICE, cause=cause)
@@ -187,6 +191,12 @@ class InvalidVisit(tasks.TaskError):
     code = "invalid-request"
 
 
+class NotUnreachable(tasks.TaskError):
+    """Only a visit on hold as unreachable can be reopened."""
+
+    code = "invalid-state"
+
+
 class Coordinator:
     """What a coordinator does with visit tasks; the interfaces call these.
 
@@ -268,8 +278,12 @@ class Coordinator:
             await _apply(conn, case, decision, None)
             return await tasks.get(conn, task_id)  # suspended now
 
-    async def reopen(self, task_id: int, actor: str, *, now: datetime | None = None) -> tasks.Task:
-        """Try an unreachable person again (new contact details, a new idea)."""
+    async def reopen(
+        self, task_id: int, actor: str, *, note: str | None = None, now: datetime | None = None
+    ) -> tasks.Task:
+        """Try an unreachable person again (new contact details, a new idea): audited
+        with the hold's reason (`unreachable`) and the coordinator's note, which stays
+        in scheduling's store; the hospital hears the case resume."""
         now = now or datetime.now(UTC)
         async with self._pool.acquire() as conn, conn.transaction():
             task, locked = await self._lock(conn, task_id)
@@ -283,10 +297,10 @@ class Coordinator:
                 now=now,
             )
             if decision is None:
-                raise tasks.TaskError(f"task {task_id} is not on hold as unreachable")
+                raise NotUnreachable(f"task {task_id} is not on hold as unreachable")
             await _apply(conn, case, decision, None)
             await tasks.reset_attempts(conn, task_id)
-            await tasks.audit(conn, task_id, actor, "reopen")
+            await tasks.audit(conn, task_id, actor, "reopen", reason_code="unreachable", note=note)
             return await tasks.get(conn, task_id)
 
     @staticmethod

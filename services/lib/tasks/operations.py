@@ -17,10 +17,12 @@ same case wait for each other and PostgreSQL aborts one of them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import asyncpg
+
+from services.lib.tasks.ordering import DEFAULT_SORT, Cursor, Sort
 
 DEFAULT_LEASE = timedelta(minutes=30)
 # The actor in the audit log for what the case's events did, not a person.
@@ -45,6 +47,9 @@ class Task:
     created_at: datetime
     completed_at: datetime | None
     completed_by: str | None
+    # The case's non-personal facts the queue shows, filters on and sorts by (issue 10).
+    hospital_id: str | None = None
+    expected_discharge_date: date | None = None
 
     def overdue(self, now: datetime) -> bool:
         return self.status in LIVE and self.due_at < now
@@ -92,6 +97,8 @@ async def create(
     priority: str,
     due_at: datetime,
     window_start: datetime | None = None,
+    hospital_id: str | None = None,
+    expected_discharge_date: date | None = None,
 ) -> Task | None:
     """A new task, unless one of this kind is already live for the case (idempotent).
 
@@ -107,9 +114,11 @@ async def create(
     if live:
         return None
     row = await conn.fetchrow(
-        f"""INSERT INTO tasks (case_id, kind, centre_id, priority, due_at, window_start, generation)
+        f"""INSERT INTO tasks (case_id, kind, centre_id, priority, due_at, window_start, generation,
+                               hospital_id, expected_discharge_date)
             VALUES ($1, $2, $3, $4, $5, $6,
-                    (SELECT coalesce(max(generation), 0) + 1 FROM tasks WHERE case_id = $1 AND kind = $2))
+                    (SELECT coalesce(max(generation), 0) + 1 FROM tasks WHERE case_id = $1 AND kind = $2),
+                    $7, $8)
             RETURNING {_COLUMNS}""",
         case_id,
         kind,
@@ -117,6 +126,8 @@ async def create(
         priority,
         due_at,
         window_start,
+        hospital_id,
+        expected_discharge_date,
     )
     task = Task.from_row(row)
     await audit(conn, task.id, SYSTEM, "create")
@@ -153,6 +164,17 @@ async def for_case(conn: asyncpg.Connection, case_id: str) -> list[Task]:
     return [Task.from_row(r) for r in rows]
 
 
+# Each sort's key as SQL, written exactly as its index (migrations 0003-0006) is, so a
+# page is one range scan of that index from the cursor.
+_SORT_SQL: dict[str, tuple[str, ...]] = {
+    "priority": ("(priority <> 'urgent')", "due_at"),
+    "deadline": ("due_at",),
+    # asyncpg sends date.max (ordering.NO_DISCHARGE) as PostgreSQL's 'infinity'.
+    "discharge": ("coalesce(expected_discharge_date, DATE 'infinity')",),
+    "created": ("created_at",),
+}
+
+
 async def queue(
     conn: asyncpg.Connection,
     centre_id: str,
@@ -161,24 +183,80 @@ async def queue(
     kinds: list[str] | None = None,
     statuses: tuple[str, ...] = LIVE,
     overdue_only: bool = False,
+    hospital_ids: list[str] | None = None,
+    sort: Sort = DEFAULT_SORT,
+    after: Cursor | None = None,
+    service: str = "",
     limit: int = 200,
 ) -> list[Task]:
-    """A centre's work: urgent first, then by deadline (the index serves the order)."""
-    rows = await conn.fetch(
-        f"""SELECT {_COLUMNS} FROM tasks
-            WHERE centre_id = $1 AND status = ANY($2::text[])
-              AND ($3::text[] IS NULL OR kind = ANY($3::text[]))
-              AND (NOT $4 OR due_at < $5)
-            ORDER BY (priority = 'urgent') DESC, due_at, id
-            LIMIT $6""",
+    """A page of a centre's work in `sort` order (ordering.py), after the cursor if
+    one is given (`service` is this service's name, which the cursor's bound needs)."""
+    sql, args = queue_query(
         centre_id,
-        list(statuses),
-        kinds,
-        overdue_only,
-        now,
-        limit,
+        now=now,
+        kinds=kinds,
+        statuses=statuses,
+        overdue_only=overdue_only,
+        hospital_ids=hospital_ids,
+        sort=sort,
+        after=after,
+        service=service,
+        limit=limit,
     )
-    return [Task.from_row(r) for r in rows]
+    return [Task.from_row(r) for r in await conn.fetch(sql, *args)]
+
+
+def queue_query(
+    centre_id: str,
+    *,
+    now: datetime,
+    kinds: list[str] | None,
+    statuses: tuple[str, ...],
+    overdue_only: bool,
+    hospital_ids: list[str] | None,
+    sort: Sort,
+    after: Cursor | None,
+    service: str,
+    limit: int,
+) -> tuple[str, list[object]]:
+    """The page's SQL and arguments. The live queue (open and claimed, the default)
+    names its statuses literally so PostgreSQL matches the partial indexes; other
+    statuses are read through tasks_centre_status."""
+    keys = _SORT_SQL[sort]
+    where = ["centre_id = $1"]
+    args: list[object] = [centre_id]
+
+    def arg(value: object) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if tuple(statuses) == LIVE:
+        where.append("status IN ('open', 'claimed')")
+    else:
+        where.append(f"status = ANY({arg(list(statuses))}::text[])")
+    if kinds:
+        where.append(f"kind = ANY({arg(kinds)}::text[])")
+    if hospital_ids:
+        where.append(f"hospital_id = ANY({arg(hospital_ids)}::text[])")
+    if overdue_only:
+        where.append(f"due_at < {arg(now)}")
+    if after is not None:
+        key, after_id = after.bound(service)
+        bounds = ", ".join(arg(v) for v in (*key, after_id))
+        where.append(f"({', '.join(keys)}, id) > ({bounds})")
+    sql = f"""SELECT {_COLUMNS} FROM tasks WHERE {" AND ".join(where)}
+              ORDER BY {", ".join(keys)}, id LIMIT {arg(limit)}"""
+    return sql, args
+
+
+async def set_expected_discharge(conn: asyncpg.Connection, case_id: str, on: date) -> None:
+    """The hospital moved the discharge date: every task of the case shows the new one."""
+    await conn.execute(
+        """UPDATE tasks SET expected_discharge_date = $2
+           WHERE case_id = $1 AND expected_discharge_date IS DISTINCT FROM $2""",
+        case_id,
+        on,
+    )
 
 
 async def live_fingerprint(conn: asyncpg.Connection, centre_id: str) -> str:
@@ -477,10 +555,22 @@ async def _explain(
     raise TaskError(f"task {task_id} cannot be changed now")
 
 
-async def audit(conn: asyncpg.Connection, task_id: int, actor: str, action: str) -> None:
+async def audit(
+    conn: asyncpg.Connection,
+    task_id: int,
+    actor: str,
+    action: str,
+    *,
+    reason_code: str | None = None,
+    note: str | None = None,
+) -> None:
+    """Who did what to a task, when; an exit also records its coded reason and note."""
     await conn.execute(
-        "INSERT INTO task_audit (task_id, actor, action) VALUES ($1, $2, $3)",
+        "INSERT INTO task_audit (task_id, actor, action, reason_code, note)"
+        " VALUES ($1, $2, $3, $4, $5)",
         task_id,
         actor,
         action,
+        reason_code,
+        note,
     )
