@@ -189,6 +189,8 @@ class CaseEvents:
                 centre_id=ev.centre_id,
                 priority=ev.priority,
                 due_at=ev.review_deadline,
+                hospital_id=ev.hospital_id,
+                expected_discharge_date=ev.expected_discharge_date,
             )
 
     async def _discharge_date(
@@ -200,6 +202,7 @@ class CaseEvents:
         """Services start from the expected discharge by default: follow it."""
         if await store.lock_case(conn, ev.case_id) is not None:
             await store.set_expected_discharge(conn, ev.case_id, ev.expected_discharge_date)
+            await tasks.set_expected_discharge(conn, ev.case_id, ev.expected_discharge_date)
 
     async def _visit_done(self, conn: asyncpg.Connection, record: Record, ev: VisitDone) -> None:
         if ev.kind != "pre-discharge":
@@ -214,6 +217,8 @@ class CaseEvents:
             centre_id=case.centre_id,
             priority=case.priority,
             due_at=ev.occurred_at + CARE_PLAN_WITHIN,
+            hospital_id=case.hospital_id,
+            expected_discharge_date=case.expected_discharge_date,
         )
 
     async def _closed(
@@ -518,6 +523,8 @@ class Coordinator:
                 centre_id=case.centre_id,
                 priority=case.priority,
                 due_at=domain.delivery_due(ordered),
+                hospital_id=case.hospital_id,
+                expected_discharge_date=case.expected_discharge_date,
             )
             await emit(
                 conn,

@@ -1,7 +1,8 @@
 """The HTTP API of a service's coordinator tasks, served by referral and by
 scheduling on their own port under /v1. The console calls it for coordinators.
 
-    GET  /v1/queue                     the centre's tasks (kind, status, overdue, limit)
+    GET  /v1/queue                     a page of the centre's tasks (kind, status, hospital,
+                                       overdue; sort; limit; after: the cursor of the page)
     GET  /v1/queue/fingerprint         a digest of the centre's live queue, cheap to poll
     GET  /v1/tasks/{id}                one task
     POST /v1/tasks/{id}/claim          take it under the service's lease (again: renew)
@@ -23,7 +24,7 @@ length is the service's own setting (`CARELINK_LEASE_MINUTES`).
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Self
 
 import asyncpg
@@ -34,6 +35,7 @@ from services.lib.runtime.api_errors import ApiError, field_problems, install_er
 from services.lib.runtime.callers import Actor, Callers
 from services.lib.runtime.logging import get_logger
 from services.lib.tasks import operations as tasks
+from services.lib.tasks.ordering import DEFAULT_SORT, SORT_HELP, Cursor, CursorError, Sort
 
 log = get_logger(__name__)
 STATUSES = ("open", "claimed", "done", "cancelled", "suspended")
@@ -73,6 +75,8 @@ class TaskView(BaseModel):
     created_at: datetime
     completed_at: datetime | None
     completed_by: str | None
+    hospital_id: str | None = None
+    expected_discharge_date: date | None = None
 
     @classmethod
     def of(cls, service: str, task: tasks.Task, now: datetime) -> Self:
@@ -94,12 +98,17 @@ class TaskView(BaseModel):
             created_at=task.created_at,
             completed_at=task.completed_at,
             completed_by=task.completed_by,
+            hospital_id=task.hospital_id,
+            expected_discharge_date=task.expected_discharge_date,
         )
 
 
 class QueueView(BaseModel):
     centre_id: str
     tasks: list[TaskView]
+    next: str | None = Field(
+        default=None, description="the cursor of the next page (`after`); none on the last page"
+    )
 
 
 class Fingerprint(BaseModel):
@@ -223,11 +232,23 @@ def task_router(desk: TaskDesk, callers: Callers) -> APIRouter:
         kind: Annotated[list[str] | None, Query()] = None,
         status: Annotated[list[str] | None, Query()] = None,
         overdue: bool = False,
+        hospital: Annotated[list[str] | None, Query(description="hospital ids")] = None,
+        sort: Annotated[Sort, Query(description=SORT_HELP)] = DEFAULT_SORT,
+        after: Annotated[
+            str | None, Query(max_length=400, description="a page's `next` cursor")
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     ) -> QueueView:
-        """The centre's tasks: urgent first, then by deadline (default: open and claimed)."""
+        """A page of the centre's tasks in `sort` order (default: open and claimed, urgent
+        first). The cursor is the same for every task service, so a caller merging two
+        services' pages passes each the one cursor (services.lib.tasks.ordering)."""
         wanted = split_codes(kind, kinds, "kind")
         statuses = split_codes(status, STATUSES, "status")
+        hospitals = [h.strip() for v in hospital or [] for h in v.split(",") if h.strip()]
+        try:
+            cursor = Cursor.decode(after, sort) if after else None
+        except CursorError as exc:
+            raise ApiError(422, "invalid-request", str(exc)) from None
         now = datetime.now(UTC)
         async with desk.pool.acquire() as conn:
             found = await tasks.queue(
@@ -237,10 +258,17 @@ def task_router(desk: TaskDesk, callers: Callers) -> APIRouter:
                 kinds=wanted,
                 statuses=tuple(statuses) if statuses else tasks.LIVE,
                 overdue_only=overdue,
+                hospital_ids=hospitals or None,
+                sort=sort,
+                after=cursor,
+                service=desk.service,
                 limit=limit,
             )
+        last = found[-1] if len(found) == limit else None
         return QueueView(
-            centre_id=actor.centre_id, tasks=[TaskView.of(desk.service, t, now) for t in found]
+            centre_id=actor.centre_id,
+            tasks=[TaskView.of(desk.service, t, now) for t in found],
+            next=Cursor.after(sort, desk.service, last).encode() if last else None,
         )
 
     @router.get("/queue/fingerprint", response_model=Fingerprint)
