@@ -44,6 +44,7 @@ import psutil  # type: ignore[import-untyped]
 from services.lib.policy import load_registry
 from services.lib.runtime.logging import configure_logging
 from services.lib.runtime.settings import REPO_ROOT
+from services.tools.bench.flame import where_time_goes
 from services.tools.bench.intake import run_intake
 from services.tools.bench.loop import LOOP_DISTRICTS, run_loop
 from services.tools.bench.memory import MemorySampler, cpu_seconds
@@ -143,6 +144,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         help="record py-spy profiles (collapsed stacks) of every service during the batched "
         "intake maximum-rate run into this directory (needs py-spy)",
+    )
+    parser.add_argument(
+        "--flame",
+        action="store_true",
+        help="record a py-spy flame graph (SVG) of every service during the batched intake "
+        "maximum-rate run into <out>/flame/ (needs py-spy and ptrace rights: root, or "
+        "kernel.yama.ptrace_scope 0)",
     )
     parser.add_argument(
         "--out",
@@ -417,11 +425,17 @@ class Bench:
             if "loop" not in skip:
                 self.staff = self.prepare_staff()
             self.start_system("batched")
-            profilers = self._start_profilers() if args.profile else []
+            profilers = []
+            if args.profile:
+                profilers += self._start_profilers(args.profile, "raw", "txt")
+            if args.flame:
+                profilers += self._start_profilers(args.out / "flame", "flamegraph", "svg")
             if "intake" not in skip:
                 batched = self.intake_run("batched", h[0], h[1])
                 self.result.setdefault("intake", {})["batched"] = batched
             self._stop_profilers(profilers)
+            if args.flame:
+                self.result["flame"] = self._flame_summary(args.out / "flame")
             if "loop" not in skip:
                 self.result["loop"] = self.phase(
                     "whole loop",
@@ -500,14 +514,15 @@ class Bench:
         info = json.loads((self.base_dir / "system" / "system.json").read_text())
         return {s: info["databases"][s] for s in SERVICES}
 
-    def _start_profilers(self) -> list[subprocess.Popen[bytes]]:
+    def _start_profilers(self, out: Path, fmt: str, ext: str) -> list[subprocess.Popen[bytes]]:
+        """py-spy on every service until `_stop_profilers`: `fmt` raw (collapsed stacks)
+        or flamegraph (SVG), one `<service>.<ext>` each in `out`."""
         spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         if not Path(spy).exists():
             say("profile", "py-spy not found (pip install py-spy); not profiling")
             return []
         if self.system is None:
             raise RuntimeError("profiling before the system is started")
-        out = self.args.profile
         out.mkdir(parents=True, exist_ok=True)
         profilers = []
         for name, process in self.system.services.items():
@@ -521,9 +536,9 @@ class Bench:
                         "--rate",
                         "97",
                         "--format",
-                        "raw",
+                        fmt,
                         "--output",
-                        str(out / f"{name}.txt"),
+                        str(out / f"{name}.{ext}"),
                         "--nonblocking",
                     ],
                     stdout=subprocess.DEVNULL,
@@ -532,6 +547,15 @@ class Bench:
             )
         say("profile", f"py-spy recording every service into {out}")
         return profilers
+
+    def _flame_summary(self, folder: Path) -> dict[str, dict[str, float]]:
+        """{service: {category: share of its busy samples}} from the flame graphs."""
+        summary = {}
+        for svg in sorted(folder.glob("*.svg")):
+            summary[svg.stem] = {
+                k: round(v, 4) for k, v in where_time_goes(svg.read_text()).items()
+            }
+        return summary
 
     def _stop_profilers(self, profilers: list[subprocess.Popen[bytes]]) -> None:
         for p in profilers:

@@ -470,6 +470,7 @@ def render_markdown(result: Mapping[str, Any], targets: Sequence[Target]) -> str
             total = _number(busy.get(phase))
             outside = None if total is None else max(0.0, total - sum(used.values()))
             lines.append(f"| {_cell(phase)} | {cells} | {_plain(total)} | {_plain(outside)} |")
+    lines += flame_table(result.get("flame"))
     timings = result.get("timings_s") or {}
     if timings:
         lines += ["", "## Time per phase", "", "| phase | seconds |", "|---|---|"]
@@ -481,6 +482,33 @@ def render_markdown(result: Mapping[str, Any], targets: Sequence[Target]) -> str
         lines += [f"- {_cell(str(e))}" for e in errors]
     lines += ["", "All figures come from one run; see result.json for every number.", ""]
     return "\n".join(lines)
+
+
+def flame_table(flame: Any) -> list[str]:
+    """Markdown lines: share of each service's busy py-spy samples per kind of work
+    (`flame.where_time_goes`, inclusive, so a column does not add up to 100 %)."""
+    if not isinstance(flame, Mapping) or not flame:
+        return []
+    services = sorted(flame, key=_process_order)
+    categories = [c for c in dict.fromkeys(k for s in services for k in flame[s]) if c != "samples"]
+    lines = [
+        "",
+        "## Where the time goes (py-spy flame graphs, intake at maximum rate)",
+        "",
+        "Share of each service's samples (flame/<service>.svg); inclusive, so a column "
+        "does not add up to 100 %.",
+        "",
+        "| | " + " | ".join(services) + " |",
+        "|---" * (len(services) + 1) + "|",
+        "| samples | " + " | ".join(fmt_count(flame[s].get("samples")) for s in services) + " |",
+    ]
+    for category in categories:
+        cells = []
+        for service in services:
+            share = _number(flame[service].get(category))
+            cells.append("n/a" if share is None else f"{share:.0%}")
+        lines.append(f"| {_cell(category)} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def throughput_bars(result: Mapping[str, Any]) -> list[tuple[str, float]]:
