@@ -28,6 +28,7 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.intake import queries, store, usecases
+from services.intake.cards_api import lookup_router
 from services.intake.domain import CoordinatorCancelReason
 from services.intake.settings import IntakeSettings
 from services.lib.policy import Registry
@@ -164,5 +165,7 @@ def routes(app: FastAPI, context: ServiceContext[IntakeSettings]) -> None:
     install_error_handlers(app)
     app.include_router(personal_router(context.pool, context.registry, callers))
     app.include_router(exits_router(context.pool, context.registry, callers))
+    # Cards, search and earlier cases for the console's queue, search and case pages.
+    app.include_router(lookup_router(context.pool, context.registry, callers))
     if not callers.configured:
         log.warning("no API callers configured (CARELINK_API_CALLERS): every API call is refused")

@@ -8,7 +8,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -124,10 +124,13 @@ def patient_key(submission: ReferralSubmitted) -> str:
     the same key; a typo in the name makes two people, which a coordinator can
     merge, whereas a false match would mix two people's care.
     """
-    name = "".join(submission.patient.name.split()).casefold()
-    return hashlib.sha256(
-        f"{name}|{submission.patient.birth_date.isoformat()}".encode()
-    ).hexdigest()
+    return person_key(submission.patient.name, submission.patient.birth_date)
+
+
+def person_key(name: str, birth_date: date) -> str:
+    """The patient key of a name and birth date (a search by them finds the person)."""
+    folded = "".join(name.split()).casefold()
+    return hashlib.sha256(f"{folded}|{birth_date.isoformat()}".encode()).hexdigest()
 
 
 def refuse_constant(name: str) -> object:
