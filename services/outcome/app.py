@@ -6,6 +6,7 @@ from pathlib import Path
 
 from contracts.topics import CASES
 from services.lib.runtime.service import ServiceSpec
+from services.outcome import api
 from services.outcome.settings import OutcomeSettings
 from services.outcome.usecases import Outcome
 
@@ -16,4 +17,6 @@ SPEC: ServiceSpec[OutcomeSettings] = ServiceSpec(
     migrations=Path(__file__).with_name("migrations"),
     topics=lambda _registry: [CASES],
     handler=lambda context: Outcome(context.findings).handle,
+    # What the hospitals were told, for the console's case page (issue 10).
+    routes=api.routes,
 )

@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from contracts import hospital_v1 as hv1
 from services.outcome.status_machine import Feed
 
 
@@ -71,3 +72,40 @@ async def save_case(conn: asyncpg.Connection, case_id: str, fields: dict[str, An
         case_id,
         *fields.values(),
     )
+
+
+async def record_sent(
+    conn: asyncpg.Connection, hospital_id: str, message: hv1.StatusChanged
+) -> None:
+    """Keep the update sent (a hv1.StatusChanged) for the case page's timeline; a
+    redelivered record's repeat of it changes nothing."""
+    await conn.execute(
+        """INSERT INTO updates_sent (hospital_id, referral_id, sequence, case_id, status,
+                                     business_status, reason_code, reason, reason_ko,
+                                     occurred_at, details)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+           ON CONFLICT DO NOTHING""",
+        hospital_id,
+        message.referral_id,
+        message.sequence,
+        message.case_id,
+        message.status.value,
+        message.business_status,
+        message.reason_code,
+        message.reason,
+        message.reason_ko,
+        message.occurred_at,
+        message.model_dump(mode="json")["details"],
+    )
+
+
+async def updates_sent(conn: asyncpg.Connection, case_id: str) -> list[asyncpg.Record]:
+    """Every update sent for the case, in the order they were sent."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """SELECT hospital_id, referral_id, sequence, status, business_status, reason_code,
+                  reason, reason_ko, occurred_at, details
+             FROM updates_sent WHERE case_id = $1
+            ORDER BY occurred_at, hospital_id, referral_id, sequence""",
+        case_id,
+    )
+    return rows

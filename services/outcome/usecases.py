@@ -138,6 +138,7 @@ async def _send(conn: asyncpg.Connection, case_id: str, send: Send) -> None:
         envelope=envelope,
         data=message,
     )
+    await store.record_sent(conn, send.hospital_id, message)
     log.info(
         "status update",
         case_id=case_id,
