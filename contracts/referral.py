@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from contracts.cases import CaseEvent, register
 from contracts.hospital_v1 import ServiceCode
+from contracts.intake import FeeSupport
 
 
 class PlanLine(BaseModel):
@@ -182,3 +183,16 @@ class ServicesDelivered(CaseEvent):
     self_paid_krw: int
     annual_cap_krw: int
     cap_remaining_krw: int
+
+
+@register
+class FeeSupportCorrected(CaseEvent):
+    """A coordinator corrected the case's fee support before its care plan (the triage
+    read the income wrongly, a household changed): the plan is priced on the corrected
+    value. The coordinator's note stays in referral's store (issue 10)."""
+
+    ce_type = "carelink.case.fee-support-corrected.v1"
+    producer = "referral"
+
+    fee_support: FeeSupport
+    previous: FeeSupport

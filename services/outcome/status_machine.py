@@ -48,6 +48,7 @@ from contracts.outcome import CaseClosed, CaseLinkDeclined
 from contracts.referral import (
     CarePlanSet,
     DeliveredLine,
+    FeeSupportCorrected,
     ServicesDelivered,
     ServicesLinked,
     ServicesOrdered,
@@ -313,9 +314,34 @@ def decide(
                     "precautions_acknowledged": event.precautions_acknowledged
                 }
                 _close_if_ready(work, event, now)
+        case FeeSupportCorrected():
+            _step_inside(
+                work,
+                "fee-support-corrected",
+                {"fee_support": event.fee_support, "previous_fee_support": event.previous},
+            )
         case _:
             work.step(domain.translate(event, work.findings))
     return work.decision()
+
+
+def _step_inside(work: _Work, business_status: str, details: Mapping[str, Any]) -> None:
+    """A fact that changes no status (a correction): a step inside the current status,
+    with its reason kept, told to every referral."""
+    current = work.case.current
+    if current is None:
+        work.ignored = "no status yet: nothing to step inside"
+        return
+    work.step(
+        Update(
+            current.status,
+            business_status,
+            current.reason_code,
+            current.reason,
+            current.reason_ko,
+            dict(details),
+        )
+    )
 
 
 def _refusal_of_a_record(work: _Work, event: CaseRejected) -> bool:

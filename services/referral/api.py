@@ -21,6 +21,7 @@ from services.lib.runtime.service import ServiceContext
 from services.lib.tasks.api import Completed, Completion, TaskDesk, mount_task_api
 from services.referral import domain, store
 from services.referral.domain import LineChoice
+from services.referral.exits_api import exits_router
 from services.referral.provider_api import mount_provider_api, provider_callers
 from services.referral.settings import ReferralSettings
 from services.referral.usecases import (
@@ -205,7 +206,9 @@ def routes(app: FastAPI, context: ServiceContext[ReferralSettings]) -> None:
         },
         case_facts=facts_reader(providers, district_of),
     )
-    mount_task_api(app, desk, Callers(context.settings.api_callers))
+    callers = Callers(context.settings.api_callers)
+    mount_task_api(app, desk, callers)
+    app.include_router(exits_router(context.pool, callers))
     mount_provider_api(
         app,
         ProviderDesk(context.pool, context.policies, providers),

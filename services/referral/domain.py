@@ -417,3 +417,22 @@ def delivered_line(line: Line, provider: ProviderRef | None) -> DeliveredLine:
         district_paid_krw=line.district_paid_krw or 0,
         self_paid_krw=line.self_paid_krw or 0,
     )
+
+
+def fee_correction_problem(
+    *, closed: bool, planned: bool, current: str, corrected: str
+) -> tuple[str, str] | None:
+    """Why a case's fee support may not be corrected now, as (code, message); None when
+    it may. Only before the care plan: the plan is priced, split and counted against the
+    annual cap on the fee support it was set with (issue 10)."""
+    if closed:
+        return "case-closed", "the case is finished: its fee support stays as it was"
+    if planned:
+        return (
+            "care-plan-set",
+            "the care plan is already set and priced: fee support can be corrected only "
+            "before the care plan",
+        )
+    if corrected == current:
+        return "invalid-request", f"fee_support is already {current}: nothing to correct"
+    return None

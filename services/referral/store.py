@@ -209,3 +209,41 @@ async def provider_lines(
         limit,
     )
     return [_line(r) for r in rows]
+
+
+async def has_plan(conn: asyncpg.Connection, case_id: str) -> bool:
+    found: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM plans WHERE case_id = $1)", case_id
+    )
+    return found
+
+
+async def correct_fee_support(
+    conn: asyncpg.Connection,
+    case_id: str,
+    *,
+    previous: str,
+    fee_support: str,
+    note: str,
+    actor: str,
+) -> None:
+    """Set the case's fee support and record who corrected it, from what, and why."""
+    await conn.execute("UPDATE cases SET fee_support = $2 WHERE case_id = $1", case_id, fee_support)
+    await conn.execute(
+        """INSERT INTO fee_corrections (case_id, previous, fee_support, note, actor)
+           VALUES ($1, $2, $3, $4, $5)""",
+        case_id,
+        previous,
+        fee_support,
+        note,
+        actor,
+    )
+
+
+async def fee_corrections_of(conn: asyncpg.Connection, case_id: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        """SELECT previous, fee_support, note, actor, at FROM fee_corrections
+           WHERE case_id = $1 ORDER BY at, id""",
+        case_id,
+    )
+    return [dict(row) for row in rows]

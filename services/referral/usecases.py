@@ -25,6 +25,7 @@ from contracts.referral import (
     CarePlanSet,
     CaseFailed,
     CaseWaitlisted,
+    FeeSupportCorrected,
     ProviderName,
     ProviderRef,
     ReviewCompleted,
@@ -360,6 +361,59 @@ class Delivery:
             today=today,
             price=price,
         )
+
+
+class FeeCorrectionRefused(tasks.TaskError):
+    """A fee-support correction refused: `code` says why (case-closed, care-plan-set,
+    invalid-request), the message in words."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+async def correct_fee_support(
+    pool: asyncpg.Pool,
+    case_id: str,
+    *,
+    actor: str,
+    centre_id: str,
+    fee_support: str,
+    note: str,
+    now: datetime | None = None,
+) -> FeeSupportCorrected:
+    """A coordinator corrects the case's fee support before the care plan, with a note:
+    audited in `fee_corrections`, the plan is then priced on it, and the hospital hears
+    of it (`FeeSupportCorrected`). Another centre's case does not exist for them."""
+    now = now or datetime.now(UTC)
+    async with pool.acquire() as conn, conn.transaction():
+        case = await store.lock_case(conn, case_id)
+        if case is None or case.centre_id != centre_id:
+            raise tasks.TaskNotFound("no such case")
+        problem = domain.fee_correction_problem(
+            closed=case.closed,
+            planned=await store.has_plan(conn, case_id),
+            current=case.fee_support,
+            corrected=fee_support,
+        )
+        if problem is not None:
+            raise FeeCorrectionRefused(*problem)
+        await store.correct_fee_support(
+            conn,
+            case_id,
+            previous=case.fee_support,
+            fee_support=fee_support,
+            note=note,
+            actor=actor,
+        )
+        event = FeeSupportCorrected(
+            **_base(case, now),
+            fee_support=fee_support,  # type: ignore[arg-type]
+            previous=case.fee_support,  # type: ignore[arg-type]
+        )
+        await emit(conn, event, service=SERVICE)
+    log.info("fee support corrected", case_id=case_id, fee_support=fee_support)
+    return event
 
 
 class Coordinator:

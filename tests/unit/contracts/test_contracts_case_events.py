@@ -101,6 +101,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "carelink.case.discharge-date-changed.v1": {"expected_discharge_date": "2025-03-10"},
     "carelink.case.discharged.v1": {"discharged_at": "2025-03-10T11:00:00+09:00"},
     "carelink.case.cancelled.v1": {"reason_code": "consent-withdrawn", "cancelled_by": "centre"},
+    "carelink.case.fee-support-corrected.v1": {"fee_support": "full", "previous": "self-pay"},
     "carelink.case.care-plan-set.v1": {
         "lines": [PLAN_LINE],
         "total_krw": 80_000,

@@ -29,6 +29,7 @@ from contracts.referral import (
     CaseFailed,
     CaseWaitlisted,
     DeliveredLine,
+    FeeSupportCorrected,
     OrderedLine,
     PlanLine,
     ProviderName,
@@ -214,6 +215,8 @@ def every_event() -> list[CaseEvent]:
         CaseLinkDeclined(**COMMON),
         CaseStatusRequested(**COMMON),
         CaseSubmissionRefused(**COMMON, reason_code="conflicting-duplicate", reason="used"),
+        # A step inside the current status: the state machine answers it (issue 10).
+        FeeSupportCorrected(**COMMON, fee_support="full", previous="self-pay"),
     ]
     return events
 
@@ -497,8 +500,9 @@ def test_every_update_builds_a_valid_status_changed() -> None:
         # And it survives the trip through JSON the hospital receives.
         assert StatusChanged.model_validate_json(message.model_dump_json()) == message
         built += 1
-    # All but the seven events that are no step of their own and CaseResumed (a Resume).
-    assert built == len(every_event()) - 8
+    # All but the seven events that are no step of their own, CaseResumed (a Resume) and
+    # FeeSupportCorrected (a step inside the current status, which the state machine builds).
+    assert built == len(every_event()) - 9
 
 
 def test_every_contract_status_is_reachable_from_some_event() -> None:
