@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.console import api, metrics, pages
+from services.console import api, exits, metrics, pages
 from services.console.auth import Sessions, load_users
 from services.console.clients import ServiceClient, Services
 from services.console.desk import Desk
@@ -119,7 +119,9 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(api.router)
+    app.include_router(exits.api)
     app.include_router(pages.router)
+    app.include_router(exits.forms)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _install_error_handlers(app)
     app.add_middleware(SecurityHeaders)

@@ -88,6 +88,15 @@ ERRORS = {
     "This line cannot take that step now (already started or ended, or the case is closed).",
     "policy-incomplete": "해당 연도 정책에 필요한 값이 없습니다. "
     "The year's policy lacks a value this needs; tell the administrator.",
+    "case-closed": "이미 종결된 사례입니다. The case is already finished.",
+    "care-plan-set": "돌봄 계획이 이미 확정되어 비용 지원을 정정할 수 없습니다. "
+    "The care plan is already set: fee support can be corrected only before it.",
+}
+# The reasons a coordinator may cancel a case with (the contract's `cancelled` codes but
+# the hospital's own withdrawal).
+CANCEL_REASONS = {
+    code: REASONS[code].label
+    for code in ("deceased", "transferred", "declined-by-patient", "consent-withdrawn")
 }
 NOTICES = {
     "claimed": "업무를 맡았습니다. You hold this task now.",
@@ -109,4 +118,10 @@ NOTICES = {
     "visited": "방문 결과를 기록했습니다. Visit recorded.",
     "contact-failed": "연락 실패를 기록했습니다. Failed contact attempt recorded.",
     "unreachable": "연락 불가로 보류되었습니다. On hold: the person could not be reached.",
+    # A coordinator's exits (issue 10), shown on the case page.
+    "case-cancelled": "사례를 취소했습니다. 병원에 취소 사유가 전달됩니다. "
+    "Case cancelled: the hospital hears it with the reason.",
+    "case-reopened": "방문을 다시 열었습니다. 업무 목록으로 돌아갑니다. "
+    "Visit reopened: it is back in the queue.",
+    "fee-support-corrected": "비용 지원을 정정했습니다. Fee support corrected.",
 }
