@@ -57,7 +57,7 @@ from services.console.schemas import (
     TokenOut,
     UserOut,
 )
-from services.console.state import console_of
+from services.console.state import console_of, token_of
 from services.lib.runtime.logging import get_logger
 
 log = get_logger(__name__)
@@ -123,20 +123,61 @@ async def health(request: Request, response: Response) -> HealthOut:
     return HealthOut(ok=ok, checks=checks)
 
 
-@router.post("/login", response_model=TokenOut, responses=_errors(401, 422))
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "seconds to wait before trying again",
+        "schema": {"type": "integer"},
+    }
+}
+
+
+@router.post(
+    "/login",
+    response_model=TokenOut,
+    responses={
+        **_errors(401, 422),
+        429: {
+            "model": ErrorOut,
+            "description": "too many failed sign-ins for the account or from the address",
+            "headers": _RETRY_AFTER,
+        },
+    },
+)
 async def login(request: Request, credentials: LoginIn) -> TokenOut:
-    """Exchange a username and password for a session token (valid 8 hours by default)."""
+    """Exchange a username and password for a session token (valid 8 hours by default,
+    until POST /api/logout). After repeated failures for the account or from the
+    address, sign-in answers 429 with Retry-After without checking the password."""
     console = console_of(request)
-    user = console.users.authenticate(credentials.username, credentials.password)
+    attempt = await console.sign_in(request, credentials.username, credentials.password)
+    if attempt.retry_after is not None:
+        log.info("sign-in throttled", channel="api", retry_after=attempt.retry_after)
+        raise ConsoleError(
+            429,
+            "too-many-attempts",
+            f"too many failed sign-ins; try again in {attempt.retry_after} seconds",
+            headers={"Retry-After": str(attempt.retry_after)},
+        )
+    user = attempt.user
     if user is None:
         log.info("sign-in refused", channel="api")
         raise ConsoleError(401, "unauthorized", "unknown username or wrong password")
     log.info("signed in", actor=user.username, channel="api")
     return TokenOut(
-        token=console.sessions.issue(user),
+        token=console.sessions.issue(user.username),
         expires_in=console.sessions.max_age_s,
         user=user_out(user),
     )
+
+
+@router.post("/logout", status_code=204, response_class=Response, responses=_errors(401))
+async def logout(request: Request, user: CurrentUser) -> Response:
+    """End this session on the server: its token is refused from now on."""
+    console = console_of(request)
+    token = token_of(request)
+    if token is not None:
+        console.sessions.revoke(token)
+    log.info("signed out", actor=user.username, channel="api")
+    return Response(status_code=204)
 
 
 @router.get("/me", response_model=UserOut, responses=_errors(401))

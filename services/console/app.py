@@ -23,7 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.console import api, exits, metrics, pages
-from services.console.auth import Sessions, load_users
+from services.console.auth import load_users
 from services.console.clients import ServiceClient, Services
 from services.console.desk import Desk
 from services.console.errors import UNAVAILABLE, ConsoleError
@@ -33,6 +33,7 @@ from services.console.watch import QueueWatch
 from services.lib.policy import load_findings, load_registry
 from services.lib.runtime import tracing
 from services.lib.runtime.logging import get_logger
+from services.lib.signin import SessionStore, SignInThrottle
 
 log = get_logger(__name__)
 STATIC = Path(__file__).with_name("static")
@@ -47,6 +48,7 @@ _ERROR_CODES = {
     413: "invalid-request",
     415: "invalid-request",
     422: "invalid-request",
+    429: "too-many-attempts",
     503: UNAVAILABLE,
 }
 
@@ -87,7 +89,16 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         app.state.console = Console(
             settings=settings,
             users=users,
-            sessions=Sessions(secret, max_age_s=int(settings.session_hours * 3600)),
+            sessions=SessionStore(
+                secret,
+                max_age_s=int(settings.session_hours * 3600),
+                salt="carelink.console.session",
+            ),
+            throttle=SignInThrottle(
+                account_limit=settings.signin_account_limit,
+                address_limit=settings.signin_address_limit,
+                window_s=settings.signin_window_s,
+            ),
             desk=Desk(services),
             watch=watch,
             registry=registry,
@@ -149,6 +160,7 @@ def _clients(settings: ConsoleSettings) -> Services:
         intake=client("intake", settings.intake_url),
         referral=client("referral", settings.referral_url),
         scheduling=client("scheduling", settings.scheduling_url),
+        outcome=client("outcome", settings.outcome_url),
     )
 
 
@@ -156,15 +168,22 @@ def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/") or request.url.path == "/api"
 
 
-def _error_response(request: Request, status: int, code: str, message: str) -> Response:
+def _error_response(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+) -> Response:
     if _is_api(request):
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse({"error": code, "message": message}, status, headers=headers)
+        headers = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if status == 401 else {})}
+        return JSONResponse({"error": code, "message": message}, status, headers=headers or None)
     return pages.TEMPLATES.TemplateResponse(
         request,
         "error.html",
         {"status": status, "message": message, "user": None, "centre": ""},
         status_code=status,
+        headers=headers,
     )
 
 
@@ -172,7 +191,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def console_error(request: Request, exc: Exception) -> Response:
         if not isinstance(exc, ConsoleError):
             raise TypeError(f"console_error got {type(exc).__name__}") from exc
-        return _error_response(request, exc.status, exc.code, exc.message)
+        return _error_response(request, exc.status, exc.code, exc.message, exc.headers)
 
     async def login_required(request: Request, exc: Exception) -> Response:
         if not isinstance(exc, pages.LoginRequired):

@@ -1,37 +1,44 @@
-"""Who is signed in: the users file, password hashes and signed session tokens.
+"""Who is signed in: the users file, password hashes and server-side sessions.
 
 Users are configuration (deploy/config/users.yaml): a username, a display name,
 the Care SOS centre they work for and a role (`coordinator`, or `lead`, who may
-also hand tasks to others). Passwords are stored as scrypt hashes with a salt.
+also hand tasks to others). Passwords are stored as Argon2id hashes; older scrypt
+hashes still verify and are replaced by Argon2id at the user's next successful
+sign-in (written back to the users file when it is writable, else kept in memory
+and logged). Hashing, verifying, throttling and sessions are services.lib.signin's.
 
-A session is a token signed with the console's secret key (itsdangerous),
-valid for `session_hours`: the pages carry it in an HttpOnly, SameSite=Strict
-cookie, API clients as `Authorization: Bearer <token>`. The token names only
-the user; their centre and role are looked up in the users file on every request,
-so removing a user ends their sessions.
+A session is a signed token naming a session held in the console's memory, valid
+for `session_hours` or until signed out: the pages carry it in an HttpOnly,
+SameSite=Strict cookie, API clients as `Authorization: Bearer <token>`. Centre and
+role are looked up in the users file on every request.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
+import asyncio
+import dataclasses
 import os
-import secrets
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from services.console.metrics import SIGN_INS
+from services.lib.runtime.logging import get_logger
+from services.lib.signin import is_known_hash, verify_password, verify_unknown_user
+
+log = get_logger(__name__)
 
 Role = Literal["coordinator", "lead"]
 ROLES: tuple[Role, ...] = ("coordinator", "lead")
 COOKIE = "carelink_session"
-_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
-_DKLEN = 32
+# The demo accounts of deploy/config/users.yaml, whose passwords the README publishes:
+# the console refuses to start outside a local run while an account accepts one.
+DEMO_PASSWORDS = {"songpa": "songpa-demo", "songpa-lead": "lead-demo", "gangnam": "gangnam-demo"}
+# Signing keys published in this repository (compose's old default).
+DEFAULT_SECRET_KEYS = ("change-me-dev-only",)
 
 
 class UsersFileError(ValueError):
@@ -51,45 +58,12 @@ class User:
         return self.role == "lead"
 
 
-def hash_password(password: str, *, salt: bytes | None = None) -> str:
-    """`scrypt$n$r$p$salt$hash`, salt and hash in URL-safe base64."""
-    salt = salt if salt is not None else os.urandom(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=_DKLEN, **_SCRYPT)
-    n, r, p = _SCRYPT["n"], _SCRYPT["r"], _SCRYPT["p"]
-    return f"scrypt${n}${r}${p}${_b64(salt)}${_b64(digest)}"
-
-
-def verify_password(password: str, stored: str) -> bool:
-    try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        expected = base64.urlsafe_b64decode(digest)
-        actual = hashlib.scrypt(
-            password.encode(),
-            salt=base64.urlsafe_b64decode(salt),
-            n=int(n),
-            r=int(r),
-            p=int(p),
-            dklen=len(expected),
-            maxmem=256 * 1024 * 1024,
-        )
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(actual, expected)
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode()
-
-
-# Checked when a username is unknown, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
-
-
 class UserBook:
-    def __init__(self, users: dict[str, User]) -> None:
+    def __init__(self, users: dict[str, User], path: Path | None = None) -> None:
         self._users = users
+        # Where upgraded password hashes are written back (None: memory only).
+        self._path = path
+        self._lock = asyncio.Lock()
 
     def get(self, username: str) -> User | None:
         return self._users.get(username)
@@ -106,15 +80,67 @@ class UserBook:
         user = self._users.get(username)
         return user.display_name if user else username
 
-    def authenticate(self, username: str, password: str) -> User | None:
+    def password_hashes(self) -> dict[str, str]:
+        return {u.username: u.password_hash for u in self._users.values()}
+
+    async def authenticate(self, username: str, password: str) -> User | None:
         user = self._users.get(username)
         if user is None:
-            verify_password(password, _DUMMY_HASH)
-        elif verify_password(password, user.password_hash):
-            SIGN_INS.labels("accepted").inc()
-            return user
-        SIGN_INS.labels("refused").inc()
-        return None
+            await verify_unknown_user(password)
+            SIGN_INS.labels("refused").inc()
+            return None
+        verdict = await verify_password(password, user.password_hash)
+        if not verdict.ok:
+            SIGN_INS.labels("refused").inc()
+            return None
+        SIGN_INS.labels("accepted").inc()
+        if verdict.new_hash is not None:
+            user = await self._upgrade(user, verdict.new_hash)
+        return user
+
+    async def _upgrade(self, user: User, new_hash: str) -> User:
+        """Keeps the stronger hash: in memory at once, in the users file when it can."""
+        async with self._lock:
+            upgraded = dataclasses.replace(user, password_hash=new_hash)
+            self._users[user.username] = upgraded
+            if self._path is None:
+                return upgraded
+            try:
+                await asyncio.to_thread(replace_hash, self._path, user.password_hash, new_hash)
+            except (OSError, UsersFileError) as exc:
+                # A read-only mount (a Kubernetes Secret): the old hash stays in the file
+                # and is upgraded again after each restart until the file is rewritten.
+                log.warning(
+                    "password hash upgraded in memory only; rewrite the users file with "
+                    "python -m services.console.users add",
+                    actor=user.username,
+                    error=type(exc).__name__,
+                )
+            else:
+                log.info("password hash upgraded to argon2id", actor=user.username)
+            return upgraded
+
+
+def replace_hash(path: Path, old: str, new: str) -> None:
+    """Swaps one stored hash for another in the users file, keeping everything else
+    (comments, order) as it is; replaces the file atomically, and only when the result
+    still loads with the new hash in place."""
+    text = path.read_text(encoding="utf-8")
+    if text.count(old) != 1:
+        raise UsersFileError(f"{path}: the hash to replace is not there exactly once")
+    updated = text.replace(old, new)
+    raw: Any = yaml.safe_load(updated)
+    if new not in [e.get("password") for e in raw.get("users") or [] if isinstance(e, dict)]:
+        raise UsersFileError(f"{path}: the upgraded hash would not load")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(updated)
+        os.chmod(tmp, path.stat().st_mode & 0o777)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def load_users(path: Path) -> UserBook:
@@ -132,7 +158,7 @@ def load_users(path: Path) -> UserBook:
         if user.username in users:
             raise UsersFileError(f"{path}: user {user.username!r} appears twice")
         users[user.username] = user
-    return UserBook(users)
+    return UserBook(users, path)
 
 
 def _user(entry: Any, where: str) -> User:
@@ -143,8 +169,10 @@ def _user(entry: Any, where: str) -> User:
             raise UsersFileError(f"{where}: `{name}` is required")
     if entry["role"] not in ROLES:
         raise UsersFileError(f"{where}: role must be one of {', '.join(ROLES)}")
-    if not entry["password"].startswith("scrypt$"):
-        raise UsersFileError(f"{where}: password must be an scrypt hash, never plain text")
+    if not is_known_hash(entry["password"]):
+        raise UsersFileError(
+            f"{where}: password must be an Argon2id (or older scrypt) hash, never plain text"
+        )
     return User(
         username=entry["username"],
         display_name=entry["display_name"],
@@ -152,27 +180,6 @@ def _user(entry: Any, where: str) -> User:
         role=entry["role"],
         password_hash=entry["password"],
     )
-
-
-class Sessions:
-    """Signs and checks session tokens."""
-
-    def __init__(self, secret_key: str, *, max_age_s: int) -> None:
-        self._serializer = URLSafeTimedSerializer(secret_key, salt="carelink.console.session")
-        self.max_age_s = max_age_s
-
-    def issue(self, user: User) -> str:
-        token: str = self._serializer.dumps({"u": user.username})
-        return token
-
-    def username(self, token: str) -> str | None:
-        """The token's user, or None when it is forged, malformed or expired."""
-        try:
-            data: Any = self._serializer.loads(token, max_age=self.max_age_s)
-        except (SignatureExpired, BadSignature):
-            return None
-        name = data.get("u") if isinstance(data, dict) else None
-        return name if isinstance(name, str) else None
 
 
 def bearer(authorization: str | None) -> str | None:

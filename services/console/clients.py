@@ -1,5 +1,6 @@
 """The console's calls to the services' HTTP APIs (httpx): referral and
-scheduling for tasks and case facts, intake for personal details.
+scheduling for tasks and case facts, intake for personal details, cards and
+search, outcome for the updates the hospitals were sent.
 
 Every call carries the console's credential and says for whom it is made
 (services.lib.runtime.callers): the signed-in coordinator's username, centre
@@ -159,13 +160,15 @@ class Services:
     intake: ServiceClient
     referral: ServiceClient
     scheduling: ServiceClient
+    # What the hospitals were told (issue 10: the case page's timeline and report).
+    outcome: ServiceClient
 
     def owner(self, service: str) -> ServiceClient:
         """The service that owns a task."""
         return self.referral if service == "referral" else self.scheduling
 
     def all(self) -> tuple[ServiceClient, ...]:
-        return (self.intake, self.referral, self.scheduling)
+        return (self.intake, self.referral, self.scheduling, self.outcome)
 
     async def aclose(self) -> None:
         for client in self.all():

@@ -38,7 +38,7 @@ CALL_SECONDS = Histogram(
 )
 SIGN_INS = Counter(
     "carelink_console_sign_ins_total",
-    "Sign-in attempts: accepted or refused (a rising refused rate is someone guessing)",
+    "Sign-in attempts: accepted, refused or throttled (a rising refused rate is someone guessing)",
     ["outcome"],
 )
 

@@ -166,25 +166,38 @@ async def login_submit(request: Request) -> Response:
     console = console_of(request)
     form = await _form(request)
     next_url = _safe_next(_first(form, "next"))
-    user = console.users.authenticate(_first(form, "username"), (form.get("password") or [""])[0])
+    attempt = await console.sign_in(
+        request, _first(form, "username"), (form.get("password") or [""])[0]
+    )
+    user = attempt.user
     if user is None:
-        log.info("sign-in refused", channel="page")
-        return _render(
+        log.info("sign-in refused", channel="page", throttled=attempt.retry_after is not None)
+        error = "아이디 또는 비밀번호가 맞지 않습니다. Unknown username or wrong password."
+        if attempt.retry_after is not None:
+            minutes = max(1, -(-attempt.retry_after // 60))
+            error = (
+                f"로그인 실패가 너무 많습니다. {minutes}분 후에 다시 시도하세요. "
+                f"Too many failed sign-ins: try again in {minutes} minute(s)."
+            )
+        page = _render(
             request,
             "login.html",
             {
                 "next": next_url,
-                "error": "아이디 또는 비밀번호가 맞지 않습니다. Unknown username or wrong password.",
+                "error": error,
                 "username": _first(form, "username"),
                 "user": None,
             },
-            status_code=401,
+            status_code=401 if attempt.retry_after is None else 429,
         )
+        if attempt.retry_after is not None:
+            page.headers["Retry-After"] = str(attempt.retry_after)
+        return page
     log.info("signed in", actor=user.username, channel="page")
     response = RedirectResponse(next_url, 303)
     response.set_cookie(
         COOKIE,
-        console.sessions.issue(user),
+        console.sessions.issue(user.username),
         max_age=console.sessions.max_age_s,
         httponly=True,
         samesite="strict",
@@ -197,6 +210,10 @@ async def login_submit(request: Request) -> Response:
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     _same_origin(request)
+    # Ended on the server too: a copied cookie no longer signs anyone in.
+    token = request.cookies.get(COOKIE)
+    if token:
+        console_of(request).sessions.revoke(token)
     response = RedirectResponse("/login", 303)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return response

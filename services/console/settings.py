@@ -28,6 +28,10 @@ class ConsoleSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CARELINK_CONSOLE_", extra="ignore")
 
     host: str = "127.0.0.1"
+    # `local` (CARELINK_ENV=local, set by the local stack and the tests) allows the demo
+    # accounts and a missing or published secret key; anything else is a deployment,
+    # where the console refuses to start with them (exit 2). services.lib.signin.startup.
+    environment: str = Field(default="", validation_alias=AliasChoices("CARELINK_ENV"))
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
     # Signs session tokens. Unset: a random key per process (logged as a warning), so
     # sessions end when the console restarts and two instances do not share them.
@@ -36,11 +40,22 @@ class ConsoleSettings(BaseSettings):
     session_hours: float = Field(default=8.0, gt=0, le=24)
     # Set behind TLS: browsers then send the session cookie over HTTPS only.
     cookie_secure: bool = False
+    # Failed sign-ins allowed per account and per client address within the window,
+    # after which sign-in answers 429 with Retry-After until the window ends.
+    signin_account_limit: int = Field(default=5, ge=1, le=1000)
+    signin_address_limit: int = Field(default=50, ge=1, le=100_000)
+    signin_window_s: float = Field(default=900.0, gt=0, le=86_400)
+    # Behind a reverse proxy every request comes from the proxy's address, which would
+    # make the per-address limit one for everybody: name the proxies (comma-separated
+    # addresses, as uvicorn's --forwarded-allow-ips) so X-Forwarded-For is believed.
+    forwarded_allow_ips: str | None = None
 
     # The services' HTTP APIs (each on its own port; the local defaults of `make run`).
     intake_url: str = "http://127.0.0.1:8181"
     referral_url: str = "http://127.0.0.1:8182"
     scheduling_url: str = "http://127.0.0.1:8183"
+    # What the hospitals were told (the case page's timeline and outcome report).
+    outcome_url: str = "http://127.0.0.1:8184"
     # The console's credential for them: each service lists it in its CARELINK_API_CALLERS
     # as "console". Unset: every call is refused and the console says so (503).
     api_token: SecretStr | None = None

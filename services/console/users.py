@@ -4,7 +4,7 @@
         --display-name "김 코디네이터" --role coordinator        # asks for the password
 
 The password is read from the terminal (or from stdin with --password-stdin)
-and only its scrypt hash is written. The file's leading comment is kept.
+and only its Argon2id hash is written. The file's leading comment is kept.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from typing import Any
 
 import yaml
 
-from services.console.auth import ROLES, UsersFileError, hash_password, load_users
+from services.console.auth import ROLES, UsersFileError, load_users
 from services.console.settings import ConsoleSettings
+from services.lib.signin import hash_password_sync
 
 
 def _header(path: Path) -> str:
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         "display_name": args.display_name,
         "centre_id": args.centre,
         "role": args.role,
-        "password": hash_password(password),
+        "password": hash_password_sync(password),
     }
     entries = [e for e in entries if e.get("username") != args.username]
     entries.append(entry)

@@ -23,7 +23,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-from pydantic import BaseModel
+from pydantic import AliasChoices, BaseModel
 
 from services.intake.settings import IntakeSettings
 from services.lib.runtime.settings import KafkaSettings, ServiceSettings
@@ -132,6 +132,10 @@ def _setting_names(model: type[BaseModel]) -> set[str]:
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             continue
         names.add(f"{prefix}{name}".upper())
+        # A setting read under names of its own (e.g. the console's CARELINK_ENV).
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names.update(c.upper() for c in alias.choices if isinstance(c, str))
     return names
 
 
@@ -407,7 +411,7 @@ def test_each_service_environment_parses_into_settings_for_that_service(
 
 
 # The services whose HTTP APIs the console calls.
-CONSOLE_CALLS = ("intake", "referral", "scheduling")
+CONSOLE_CALLS = ("intake", "referral", "scheduling", "outcome")
 
 
 def test_the_console_holds_no_database_url_only_the_services_apis(

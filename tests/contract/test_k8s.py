@@ -80,7 +80,7 @@ SPECS = {
     "outcome": OUTCOME_SPEC,
 }
 # The services whose HTTP API the console calls.
-CALLED_BY_CONSOLE = ("intake", "referral", "scheduling")
+CALLED_BY_CONSOLE = ("intake", "referral", "scheduling", "outcome")
 # Secrets the operators (Strimzi, CloudNativePG) write themselves; every other Secret a
 # manifest refers to is created by people and listed in docs/operators.md.
 OPERATOR_SECRETS = {

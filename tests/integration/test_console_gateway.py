@@ -53,7 +53,7 @@ def console(system: LocalSystem, system_info: SystemInfo) -> Console:
                 if name in down
                 else system_info.health[name].removesuffix("/health/ready")
             )
-            for name in ("intake", "referral", "scheduling")
+            for name in ("intake", "referral", "scheduling", "outcome")
         }
         settings = ConsoleSettings(
             api_token=system.console_token,
@@ -162,7 +162,12 @@ async def test_with_intake_down_no_task_page_shows_without_personal_details(
 ) -> None:
     async with console("intake") as client:
         health = await client.get("/api/health")
-        assert health.json()["checks"] == {"intake": False, "referral": True, "scheduling": True}
+        assert health.json()["checks"] == {
+            "intake": False,
+            "referral": True,
+            "scheduling": True,
+            "outcome": True,
+        }
         songpa = await sign_in(client)
         task = await review_task(client, songpa, system_info, intake_db)
         detail = await client.get(f"/api/tasks/referral/{task['id']}", headers=songpa)
@@ -170,7 +175,7 @@ async def test_with_intake_down_no_task_page_shows_without_personal_details(
 
 
 async def test_with_every_service_down_one_answer_names_them_all(console: Console) -> None:
-    async with console("intake", "referral", "scheduling") as client:
+    async with console("intake", "referral", "scheduling", "outcome") as client:
         health = await client.get("/api/health")
         assert health.status_code == 503
         assert not any(health.json()["checks"].values())

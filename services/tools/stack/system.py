@@ -26,7 +26,7 @@ from services.tools.localinfra import Infrastructure, ensure_databases, start_in
 from services.tools.stack.deployables import CONSOLE, CONSOLE_PORT, HEALTH_PORTS, SERVICES
 
 # The services whose HTTP APIs the console calls.
-CONSOLE_CALLS = ("intake", "referral", "scheduling")
+CONSOLE_CALLS = ("intake", "referral", "scheduling", "outcome")
 # Tansu makes each consumer-group join wait half the session timeout: keep joins fast locally.
 EMBEDDED_KAFKA_ENV = {
     "CARELINK_KAFKA_SESSION_TIMEOUT_MS": "2000",
@@ -187,6 +187,8 @@ class LocalSystem:
                     for name in CONSOLE_CALLS
                 },
                 "CARELINK_CONSOLE_API_TOKEN": self.console_token,
+                # A local run: the demo accounts and a per-process key are allowed.
+                "CARELINK_ENV": "local",
                 "CARELINK_CONSOLE_LOG_FILE": str(logs_dir / f"{CONSOLE}.log"),
                 "CARELINK_CONSOLE_LOG_FORMAT": "json",
                 "PYTHONPATH": str(REPO_ROOT),

@@ -41,19 +41,19 @@ def test_the_simulators_districts_map_to_their_centres() -> None:
         accounts.centres_for(["Atlantis"])
 
 
-def test_the_console_loads_the_users_file_and_knows_each_password(tmp_path: Path) -> None:
+async def test_the_console_loads_the_users_file_and_knows_each_password(tmp_path: Path) -> None:
     setup = accounts.prepare(tmp_path, ["centre-songpa-gu", "centre-gangnam-gu"], per_centre=1)
     assert setup.env == {"CARELINK_CONSOLE_USERS_FILE": str(tmp_path / "console-users.yaml")}
     book = load_users(setup.users_file)
     for account in setup.accounts:
-        user = book.authenticate(account.username, account.password)
+        user = await book.authenticate(account.username, account.password)
         assert user is not None
         assert user.centre_id == account.centre_id
         assert user.role == "coordinator"
-        assert book.authenticate(account.username, "wrong") is None
+        assert await book.authenticate(account.username, "wrong") is None
     # The demo accounts are kept, with their published passwords.
     for demo in accounts.DEMO_ACCOUNTS:
-        assert book.authenticate(demo.username, demo.password) is not None
+        assert await book.authenticate(demo.username, demo.password) is not None
     assert "songpa-lead" in {u.username for u in book.all()}
     # Hashes only in the console's file; the passwords in the owner's file alone.
     users_text = setup.users_file.read_text(encoding="utf-8")
