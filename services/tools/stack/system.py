@@ -26,7 +26,7 @@ from services.tools.localinfra import Infrastructure, ensure_databases, start_in
 from services.tools.stack.deployables import CONSOLE, CONSOLE_PORT, HEALTH_PORTS, SERVICES
 
 # The services whose HTTP APIs the console calls.
-CONSOLE_CALLS = ("intake", "referral", "scheduling", "outcome")
+CONSOLE_CALLS = ("intake", "referral", "scheduling")
 # Tansu makes each consumer-group join wait half the session timeout: keep joins fast locally.
 EMBEDDED_KAFKA_ENV = {
     "CARELINK_KAFKA_SESSION_TIMEOUT_MS": "2000",
