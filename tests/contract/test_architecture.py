@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from services.tools.stack.deployables import CONSOLE, SERVICES
+from services.tools.stack.deployables import CONSOLE, FHIR_GATEWAY, SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
-DEPLOYABLES = (*SERVICES, CONSOLE)
+DEPLOYABLES = (*SERVICES, CONSOLE, FHIR_GATEWAY)
 LIBRARIES, TOOLS = "lib", "tools"
 
 

@@ -11,3 +11,6 @@ SERVICES = ("intake", "referral", "scheduling", "outcome")
 HEALTH_PORTS = {"intake": 8181, "referral": 8182, "scheduling": 8183, "outcome": 8184}
 CONSOLE = "console"
 CONSOLE_PORT = 8180
+# The FHIR gateway for hospitals' EHRs (issue 14): its FHIR base is /fhir on this port.
+FHIR_GATEWAY = "fhirgateway"
+FHIR_GATEWAY_PORT = 8191
