@@ -54,6 +54,39 @@ async def claim(
     return bool(claimed)
 
 
+# The batch's claim, one statement for all its events. An event with a legacy row
+# (source '', same ce_id) is a duplicate whatever that row's status: only a replay may
+# handle a dead-lettered event again, and replays are claimed one by one (`claim`).
+# Sorted, so two transactions claiming overlapping batches (a rebalance) lock in the
+# same order and never deadlock.
+_CLAIM_MANY = """
+WITH incoming AS (
+    SELECT DISTINCT source, event_id FROM unnest($2::text[], $3::text[]) AS i (source, event_id)
+)
+INSERT INTO inbox (consumer, source, event_id)
+SELECT $1, i.source, i.event_id FROM incoming i
+WHERE i.source = '' OR NOT EXISTS (
+    SELECT 1 FROM inbox l WHERE l.consumer = $1 AND l.source = '' AND l.event_id = i.event_id
+)
+ORDER BY i.source, i.event_id
+ON CONFLICT (consumer, source, event_id) DO NOTHING
+RETURNING source, event_id
+"""
+
+
+async def claim_many(
+    conn: asyncpg.Connection, consumer: str, identities: list[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """The (source, event_id) identities of `identities` this consumer had not handled
+    yet, claimed now in one statement. For ordinary deliveries only (not replays)."""
+    if not identities:
+        return set()
+    rows = await conn.fetch(
+        _CLAIM_MANY, consumer, [i[0] for i in identities], [i[1] for i in identities]
+    )
+    return {(r["source"], r["event_id"]) for r in rows}
+
+
 async def mark_dead_lettered(
     conn: asyncpg.Connection, consumer: str, source: str, event_id: str
 ) -> None:

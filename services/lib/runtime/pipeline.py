@@ -8,19 +8,27 @@ to it), so the offset never moves past a record that was not handled.
 An unexpected exception is retried like a transient one, then dead-lettered:
 a bug must not block a partition for ever, and its record can be replayed
 after the fix.
+
+A batch (`handle_batch`) is one transaction with one inbox claim and one outbox
+write for all its records; a handler that can take a set (`SetHandler`) gets the
+new records at once, so it can read and write each table with one statement.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Protocol
 
 import asyncpg
 import structlog
+from opentelemetry.trace import Span
 
-from services.lib.runtime import inbox, tracing
+from services.lib.runtime import inbox, outbox, tracing
 from services.lib.runtime.deadletter import REPLAY_HEADER, send_to_dead_letters
 from services.lib.runtime.errors import PermanentError, TransientFailure, describe, is_transient
 from services.lib.runtime.logging import get_logger
@@ -84,6 +92,26 @@ class Record:
 
 
 Handler = Callable[[asyncpg.Connection, Record], Awaitable[None]]
+
+# The context one record is handled in (its log fields and trace span); a set handler
+# enters it around whatever it does for that record alone (its events, its log lines).
+Scope = Callable[[Record], AbstractContextManager[object]]
+
+
+class SetHandler(Protocol):
+    """A handler that can also take a batch at once (set-based, see "Speed comes from
+    working in sets" in the design notes): the pipeline has claimed every record in the
+    inbox and hands over the new ones, in order; the handler reads what they need in one
+    query per table, decides in pure code and writes each table with one statement.
+
+    It returns the records it sets aside for good ({index: reason}, written nothing for
+    them): the pipeline dead-letters those in the same transaction. Raising a
+    PermanentError instead makes the pipeline redo the batch one record at a time.
+    """
+
+    async def handle_many(
+        self, conn: asyncpg.Connection, records: Sequence[Record], scope: Scope
+    ) -> dict[int, str]: ...
 
 
 @dataclass
@@ -205,7 +233,10 @@ class Pipeline:
     async def handle_batch(self, records: list[Record]) -> None:
         """The fast path: one transaction for the whole batch.
 
-        First without savepoints (two round trips fewer per record). If a record turns
+        First without savepoints: the whole batch claimed in the inbox with one
+        statement, its outbox rows written with one INSERT and one NOTIFY at the end
+        (`outbox.collected`), and the new records handed to the handler's `handle_many`
+        at once if it has one (a `SetHandler`), else handled one by one. If a record turns
         out to be permanently bad, that attempt is rolled back and the batch is redone
         with a savepoint per record: the bad one's savepoint is rolled back and it is
         dead-lettered in the same transaction. Anything else abandons the batch
@@ -258,6 +289,14 @@ class Pipeline:
         outcomes: list[str] = []
         dead: list[tuple[Record, str]] = []
         with tracing.handling_batch(self.consumer, len(records)) as batch:
+            if not savepoints:
+                async with (
+                    self._pool.acquire() as conn,
+                    conn.transaction(),
+                    # Every outbox row of the batch in one INSERT, one NOTIFY.
+                    outbox.collected(conn),
+                ):
+                    return await self._batch_fast(conn, records, batch)
             async with self._pool.acquire() as conn, conn.transaction():
                 for record in records:
                     structlog.contextvars.bind_contextvars(
@@ -288,6 +327,83 @@ class Pipeline:
                         finally:
                             structlog.contextvars.clear_contextvars()
         return outcomes, dead
+
+    async def _batch_fast(
+        self, conn: asyncpg.Connection, records: Sequence[Record], batch: Span
+    ) -> tuple[list[str], list[tuple[Record, str]]]:
+        """The batch with one inbox claim for all of it, then the new records handled in
+        order: by the handler's `handle_many` when it has one, else one by one."""
+        claimed = await self._claim_batch(conn, records)
+        outcomes = ["handled" if c else "duplicate" for c in claimed]
+        dead: list[tuple[Record, str]] = []
+        new = [i for i, c in enumerate(claimed) if c]
+        handle_many = getattr(self._handler, "handle_many", None)
+        oversized = any(len(records[i].value) > self._max_bytes for i in new)
+
+        def scope(record: Record) -> AbstractContextManager[object]:
+            return self._scope(record, batch)
+
+        if handle_many is not None and not oversized:
+            aside = await handle_many(conn, [records[i] for i in new], scope) if new else {}
+            for j, error in sorted(aside.items()):
+                record = records[new[j]]
+                with scope(record):
+                    await self._write_dead_letter(conn, record, error)
+                    tracing.outcome("dead-lettered", error=error)
+                outcomes[new[j]] = "dead-lettered"
+                dead.append((record, error))
+            return outcomes, dead
+        for i in new:
+            record = records[i]
+            with scope(record):
+                if len(record.value) > self._max_bytes:
+                    if self._oversize is None:
+                        raise PermanentError(f"record larger than {self._max_bytes} bytes")
+                    await self._oversize(conn, record, self._max_bytes)
+                else:
+                    await self._handler(conn, record)
+                tracing.outcome("handled")
+        return outcomes, dead
+
+    async def _claim_batch(self, conn: asyncpg.Connection, records: Sequence[Record]) -> list[bool]:
+        """For each record, whether it is new to this consumer (and now claimed): one
+        statement for the batch; replays of dead letters one by one, as `inbox.claim`
+        knows them; a repeat inside the batch is a duplicate of its first copy."""
+        fresh = await inbox.claim_many(
+            conn, self.consumer, [r.identity for r in records if not r.is_replay]
+        )
+        claimed: list[bool] = []
+        taken: set[tuple[str, str]] = set()
+        for record in records:
+            identity = record.identity
+            if identity in taken:
+                claimed.append(False)
+            elif record.is_replay:
+                claimed.append(await inbox.claim(conn, self.consumer, *identity, replay=True))
+            else:
+                claimed.append(identity in fresh)
+            if claimed[-1]:
+                taken.add(identity)
+        return claimed
+
+    @contextlib.contextmanager
+    def _scope(self, record: Record, batch: Span) -> Iterator[object]:
+        """One record's log fields and trace span (a child of its own trace, linked to
+        the batch's)."""
+        structlog.contextvars.bind_contextvars(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            event_source=record.event_source,
+            event_id=record.event_id,
+            ce_type=record.header("ce_type"),
+        )
+        try:
+            with tracing.consuming(record, self.consumer, batch=batch) as span:
+                structlog.contextvars.bind_contextvars(**tracing.log_ids(span))
+                yield span
+        finally:
+            structlog.contextvars.clear_contextvars()
 
     async def _dead_letter(self, record: Record, error: str, safe_error: str) -> None:
         # If even this fails (database down), the exception nacks the record: nothing is lost.
