@@ -168,3 +168,16 @@ class CaseCancelled(CaseEvent):
     reason_code: CancelReason
     # Who cancelled (added in issue 10, optional: readers deployed earlier ignore it).
     cancelled_by: Literal["hospital", "centre"] = "hospital"
+
+
+@register
+class PersonalDataDestroyed(CaseEvent):
+    """Intake destroyed the case's personal data (PIPA art. 21): its retention period
+    after closure ended, or consent was withdrawn. Ids only. Every service that keeps
+    free text a person typed about the case (visit notes, correction notes) deletes it
+    on this event; the case's pseudonymous facts stay for statistics."""
+
+    ce_type = "carelink.case.personal-data-destroyed.v1"
+    producer = "intake"
+
+    reason: Literal["retention-expired", "consent-withdrawn"]
