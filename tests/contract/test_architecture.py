@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from services.tools.stack.deployables import CONSOLE, FHIR_GATEWAY, SERVICES
+from services.tools.stack.deployables import CONSOLE, FHIR_GATEWAY, PORTAL, SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
-DEPLOYABLES = (*SERVICES, CONSOLE, FHIR_GATEWAY)
+DEPLOYABLES = (*SERVICES, CONSOLE, FHIR_GATEWAY, PORTAL)
 LIBRARIES, TOOLS = "lib", "tools"
 
 

@@ -14,3 +14,6 @@ CONSOLE_PORT = 8180
 # The FHIR gateway for hospitals' EHRs (issue 14): its FHIR base is /fhir on this port.
 FHIR_GATEWAY = "fhirgateway"
 FHIR_GATEWAY_PORT = 8191
+# The medical social workers' portal (issue 13): pages, its /api and health on this port.
+PORTAL = "portal"
+PORTAL_PORT = 8190
