@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from contracts.topics import CASES, referrals
-from services.intake import api
+from services.intake import api, destruction
 from services.intake.settings import IntakeSettings
-from services.intake.usecases import Intake, reject_oversized
+from services.intake.submissions import BatchedIntake
+from services.intake.usecases import reject_oversized
 from services.lib.policy import Registry
 from services.lib.runtime.pipeline import Handler
 from services.lib.runtime.service import ServiceContext, ServiceSpec
@@ -19,7 +20,8 @@ def _topics(registry: Registry) -> list[str]:
 
 
 def _handler(context: ServiceContext[IntakeSettings]) -> Handler:
-    return Intake(policies=context.policies, registry=context.registry)
+    # Whole batches take the set-based path (submissions.py); single records the usual one.
+    return BatchedIntake(policies=context.policies, registry=context.registry)
 
 
 SPEC: ServiceSpec[IntakeSettings] = ServiceSpec(
@@ -32,4 +34,6 @@ SPEC: ServiceSpec[IntakeSettings] = ServiceSpec(
     # The HTTP API of what the service owns, on its health port (api.py).
     routes=api.routes,
     oversize=reject_oversized,
+    # PIPA: destroys the personal data of closed cases whose retention period ended.
+    extra_tasks=(destruction.run_schedule,),
 )

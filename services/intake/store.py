@@ -272,12 +272,14 @@ async def add_referrals(conn: asyncpg.Connection, referrals: Sequence[NewReferra
         await conn.execute(
             """INSERT INTO referrals (hospital_id, referral_id, case_id, content_hash, outcome,
                                       submission)
-               SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                                    $6::jsonb[])""",
+               SELECT h, r, c, ch, o, s::jsonb
+               FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                           $6::text[]) AS n (h, r, c, ch, o, s)""",
             [r.hospital_id for r in referrals],
             [r.referral_id for r in referrals],
             [r.case_id for r in referrals],
             [r.content_hash for r in referrals],
             [r.outcome for r in referrals],
-            [r.submission for r in referrals],
+            # As JSON text: asyncpg would take lists inside for a multi-dimensional array.
+            [None if r.submission is None else json.dumps(r.submission) for r in referrals],
         )

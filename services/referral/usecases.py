@@ -36,6 +36,7 @@ from contracts.referral import (
 )
 from contracts.scheduling import VisitDone
 from services.lib.policy import PolicyBook, PolicyIncomplete, Providers, Registry, seoul_date
+from services.lib.policy.deadlines import DeadlineRules
 from services.lib.runtime.events import CaseEventRouter, emit
 from services.lib.runtime.logging import get_logger
 from services.lib.runtime.pipeline import Handler, Record
@@ -48,8 +49,6 @@ SERVICE = "referral"
 REVIEW = "review"
 CARE_PLAN = "care-plan"
 DELIVERY = "delivery"
-# A care plan is due within 72 hours of the pre-discharge visit (programme design).
-CARE_PLAN_WITHIN = timedelta(hours=72)
 WAITLIST_RETRY = timedelta(days=7)
 
 
@@ -153,7 +152,17 @@ def line_view(line: Line) -> dict[str, Any]:
 
 
 class CaseEvents:
-    """The subscriber side: tasks appear as the case moves."""
+    """The subscriber side: tasks appear as the case moves. `policies`: the yearly
+    policies, whose deadline rules date the care-plan task (without: the programme's
+    rules, services.lib.policy.deadlines)."""
+
+    def __init__(self, policies: PolicyBook | None = None) -> None:
+        self._policies = policies
+
+    def _deadlines(self, policy_year: int) -> DeadlineRules:
+        if self._policies is None or policy_year not in self._policies.years:
+            return DeadlineRules()
+        return self._policies.for_year(policy_year).deadlines
 
     def handler(self) -> Handler:
         return CaseEventRouter(
@@ -217,7 +226,7 @@ class CaseEvents:
             kind=CARE_PLAN,
             centre_id=case.centre_id,
             priority=case.priority,
-            due_at=ev.occurred_at + CARE_PLAN_WITHIN,
+            due_at=self._deadlines(case.policy_year).care_plan.due(ev.occurred_at, case.priority),
             hospital_id=case.hospital_id,
             expected_discharge_date=case.expected_discharge_date,
         )
