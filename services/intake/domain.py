@@ -44,8 +44,6 @@ from services.lib.policy import (
 from services.lib.policy import fee_support as fee_rule
 from services.lib.runtime.errors import safe_errors
 
-# Programme design: a Care SOS manager visits within 72 hours; urgent referrals first.
-REVIEW_DEADLINE = {"routine": timedelta(hours=72), "urgent": timedelta(hours=24)}
 CONTRACT_REASON = "the record does not follow the hospital contract v1"
 # The longest referral id a hospital may use (the contract's ReferralId).
 MAX_REFERRAL_ID = 64
@@ -113,7 +111,8 @@ def triage(
         ),
         centre_id=centre.id,
         age_band=age_band(age),
-        review_deadline=submission.submitted_at + REVIEW_DEADLINE[submission.priority],
+        # First contact: the year's deadline rule (Korean business days where it says so).
+        review_deadline=policy.deadlines.review.due(submission.submitted_at, submission.priority),
     )
 
 

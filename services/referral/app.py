@@ -15,7 +15,7 @@ from services.referral.usecases import CaseEvents
 
 
 def _handler(context: ServiceContext[ReferralSettings]) -> Handler:
-    return CaseEvents().handler()
+    return CaseEvents(context.policies).handler()
 
 
 SPEC: ServiceSpec[ReferralSettings] = ServiceSpec(

@@ -34,6 +34,8 @@ from typing import Annotated, Any, Literal, TypeVar, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from services.lib.policy.deadlines import DeadlineRules
+
 __all__ = [
     "DEFAULT_POLICY_DIR",
     "POLICY_DIR_ENV",
@@ -278,6 +280,11 @@ class PolicyDocument(_Frozen):
     services: dict[ServiceCode, ServicePrice]
     annual_cap_krw: Money
     per_service_caps_krw: dict[ServiceCode, Money] | None
+    # PIPA art. 21: how long a closed case's personal data is kept (whole years after the
+    # closure, by the policy in force on the closure date); then intake destroys it.
+    personal_data_retention_years: Annotated[int, Field(strict=True, ge=1, le=30)] = 5
+    # Task deadlines per kind (issue 10); absent: the programme's rules (deadlines.py).
+    deadlines: DeadlineRules = DeadlineRules()
     notes: str | None = None
 
     @field_validator("valid_from", mode="before")

@@ -373,6 +373,35 @@ class ConsoleClient:
         at the limit (the visit waits on hold; the task is no longer ours)."""
         return await self.complete(task, {"reached": False})
 
+    # -- exits (issue 10) ---------------------------------------------------------
+
+    async def cancel_case(
+        self, case_id: str, reason_code: str, note: str | None = None
+    ) -> dict[str, Any]:
+        """End the case with a coordinator's reason (deceased, transferred, …)."""
+        answer: dict[str, Any] = await self._call(
+            "POST", f"/api/cases/{case_id}/cancel", json={"reason_code": reason_code, "note": note}
+        )
+        return answer
+
+    async def reopen(self, task: Task, note: str | None = None) -> Task:
+        """Try an unreachable person again: the visit on hold returns to the queue."""
+        answer = await self._call(
+            "POST", f"/api/tasks/scheduling/{task.id}/reopen", json={"note": note}
+        )
+        return Task.of(answer)
+
+    async def correct_fee_support(
+        self, case_id: str, fee_support: str, note: str
+    ) -> dict[str, Any]:
+        """A lead corrects the case's fee support before its care plan."""
+        answer: dict[str, Any] = await self._call(
+            "POST",
+            f"/api/cases/{case_id}/fee-support",
+            json={"fee_support": fee_support, "note": note},
+        )
+        return answer
+
     # -- plumbing -----------------------------------------------------------------
 
     async def _call(

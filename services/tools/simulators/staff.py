@@ -165,3 +165,16 @@ class Staff:
     async def could_not_deliver(self, case_id: str) -> None:
         desk, task = await self._claimed(case_id, "care-plan")
         await desk.could_not_deliver(task)
+
+    # -- exits (issue 10) ---------------------------------------------------------
+
+    async def cancel(
+        self, case_id: str, reason_code: str, note: str | None = None, *, centre_id: str
+    ) -> dict[str, Any]:
+        """A coordinator of the case's centre cancels it with a reason."""
+        return await self.desk(centre_id).cancel_case(case_id, reason_code, note)
+
+    async def reopen(self, case_id: str, kind: VisitKind, note: str | None = None) -> Task:
+        """Reopen the case's visit on hold as unreachable (it is nobody's while held)."""
+        task = await self.task(case_id, kind, status=("suspended",))
+        return await self.desk(task.centre_id).reopen(task, note)

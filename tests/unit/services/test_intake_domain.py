@@ -119,9 +119,17 @@ def test_urgent_review_deadline_is_24_hours_after_submitted_at() -> None:
     assert result.review_deadline == SUBMITTED_AT + timedelta(hours=24)
 
 
-def test_routine_review_deadline_is_72_hours_after_submitted_at() -> None:
+def test_routine_review_deadline_is_72_business_hours_after_submitted_at() -> None:
+    # Monday 01:00 in Seoul: three working days later, the same hour.
     result = accepted(submission(priority="routine"))
     assert result.review_deadline == SUBMITTED_AT + timedelta(hours=72)
+
+
+def test_routine_review_deadline_skips_the_weekend_as_the_policy_says() -> None:
+    # Friday 10:00 in Seoul (01:00 UTC): 72 business-day hours end Wednesday 10:00.
+    friday = datetime(2025, 3, 14, 1, 0, tzinfo=UTC)
+    result = accepted(submission(priority="routine", submitted_at=friday))
+    assert result.review_deadline == datetime(2025, 3, 19, 1, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
