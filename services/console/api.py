@@ -25,6 +25,15 @@ Version 1.3.0 (issue 9): a visit's `findings` are codes of the findings vocabula
 GET /api/findings; anything else is 422 `invalid-request` naming the field (before,
 any string was taken and sent on). `notes`, free text, stays in scheduling as before.
 Everything else of 1.2.0 is unchanged.
+
+Version 1.4.0 (issue 10): a queue people can work from. GET /api/queue filters by
+`hospital`, sorts (`sort`: priority, deadline, discharge, created) and pages with a
+cursor (`after` = the previous page's `next`); each task carries `hospital_id` and
+`expected_discharge_date`, each queue row its case's `card` (initials, age band,
+district, dong). POST /api/search finds the centre's cases by referral id, case id
+or name and birth date (audited by intake); GET /api/cases/{case_id} is the case
+page's data (tasks, updates sent with their sequence, lines, outcome report, earlier
+cases). Everything of 1.3.0 is unchanged.
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ from services.console.desk import LIVE
 from services.console.errors import ConsoleError
 from services.console.schemas import (
     SERVICE_OF,
+    CaseOut,
     CompleteOut,
     ErrorOut,
     FindingOut,
@@ -50,6 +60,8 @@ from services.console.schemas import (
     LoginIn,
     QueueOut,
     ReassignIn,
+    SearchIn,
+    SearchOut,
     Service,
     TaskDetailOut,
     TaskOut,
@@ -59,6 +71,7 @@ from services.console.schemas import (
 )
 from services.console.state import console_of, token_of
 from services.lib.runtime.logging import get_logger
+from services.lib.tasks.ordering import DEFAULT_SORT, SORT_HELP, Sort
 
 log = get_logger(__name__)
 STATUSES = ("open", "claimed", "done", "cancelled", "suspended")
@@ -70,6 +83,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 router = APIRouter(prefix="/api")
 TaskId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+CaseIdPath = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")]
 
 
 def api_user(request: Request) -> User:
@@ -208,19 +222,56 @@ async def queue(
         Query(description="open, claimed, done, cancelled, suspended (default: open and claimed)"),
     ] = None,
     overdue: Annotated[bool, Query(description="only tasks past their deadline")] = False,
+    hospital: Annotated[
+        list[str] | None, Query(description="registered hospital ids, e.g. police-hospital")
+    ] = None,
+    sort: Annotated[Sort, Query(description=SORT_HELP)] = DEFAULT_SORT,
+    after: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=400,
+            pattern=r"^[A-Za-z0-9_-]+$",
+            description="the `next` of the previous page (same sort and filters)",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> QueueOut:
-    """The centre's tasks from both services: urgent first, then by deadline."""
+    """A page of the centre's tasks from both services in `sort` order (default: urgent
+    first, then by deadline), each with its case's card: the patient's initials and age
+    band, district and dong (no other personal detail until a task is opened). Pages
+    follow each other with the `next` cursor, which stays right while tasks change."""
+    console = console_of(request)
     kinds = split_codes(kind, tuple(SERVICE_OF), "kind")
     statuses = split_codes(status, STATUSES, "status")
-    found = await console_of(request).desk.queue(
+    hospitals = split_codes(hospital, tuple(sorted(console.registry.hospital_ids)), "hospital")
+    page = await console.desk.queue_page(
         user,
         kinds=kinds,
         statuses=tuple(statuses) if statuses else LIVE,
         overdue_only=overdue,
+        hospitals=hospitals,
+        sort=sort,
+        after=after,
         limit=limit,
     )
-    return QueueOut(centre_id=user.centre_id, tasks=found)
+    return QueueOut(centre_id=user.centre_id, tasks=page.rows, next=page.next)
+
+
+@router.post("/search", response_model=SearchOut, responses=_errors(401, 422, 503))
+async def search(request: Request, user: CurrentUser, query: SearchIn) -> SearchOut:
+    """Search your centre's cases by the hospital's referral id, the case id, or name and
+    birth date (one of them). Each search is recorded in intake's access audit like a
+    view; the query travels in the body, never in a URL."""
+    return await console_of(request).desk.search(user, query)
+
+
+@router.get("/cases/{case_id}", response_model=CaseOut, responses=_errors(401, 404, 422, 503))
+async def case(request: Request, user: CurrentUser, case_id: CaseIdPath) -> CaseOut:
+    """A case of your centre: its card, facts, every task, every update sent to the
+    hospitals with its sequence, the plan's lines, the outcome report once closed, and
+    the same person's earlier closed cases."""
+    return await console_of(request).desk.case(user, case_id)
 
 
 @router.get(

@@ -54,7 +54,7 @@ _ERROR_CODES = {
 
 
 # The API's own version (not the package's): raise it when the API changes.
-API_VERSION = "1.3.0"
+API_VERSION = "1.4.0"
 
 
 def create_app(settings: ConsoleSettings | None = None) -> FastAPI:

@@ -14,22 +14,30 @@ from typing import Any
 
 from services.console.auth import User
 from services.console.clients import OnBehalfOf, Services, gather_all
-from services.console.errors import ConsoleError
+from services.console.errors import UNAVAILABLE, ConsoleError
 from services.console.schemas import (
     SERVICE_OF,
+    CardOut,
     CarePlanResult,
     CaseFacts,
+    CaseOut,
     CompleteOut,
     DeliveryResult,
+    FoundCaseOut,
     PersonalDetails,
+    QueueItemOut,
     ReviewResult,
+    SearchIn,
+    SearchOut,
     Service,
     TaskDetailOut,
     TaskOut,
     TaskResult,
+    UpdateOut,
     VisitResult,
 )
 from services.lib.runtime.logging import get_logger
+from services.lib.tasks.ordering import DEFAULT_SORT, Cursor, CursorError, Sort, merge_key
 
 log = get_logger(__name__)
 SERVICES: tuple[Service, ...] = ("referral", "scheduling")
@@ -52,6 +60,14 @@ _SCHEDULING_FACTS = (
     "hold_reason",
     "services_linked",
 )
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    """A page of the merged queue and the cursor of the next one (None: the last)."""
+
+    rows: list[QueueItemOut]
+    next: str | None
 
 
 @dataclass(frozen=True)
@@ -81,8 +97,36 @@ class Desk:
         statuses: tuple[str, ...] = LIVE,
         overdue_only: bool = False,
         limit: int = 200,
-    ) -> list[TaskOut]:
-        """The centre's tasks from both services: urgent first, then by deadline."""
+    ) -> list[QueueItemOut]:
+        """The first page of the centre's tasks from both services, urgent first."""
+        page = await self.queue_page(
+            user, kinds=kinds, statuses=statuses, overdue_only=overdue_only, limit=limit
+        )
+        return page.rows
+
+    async def queue_page(
+        self,
+        user: User,
+        *,
+        kinds: list[str] | None = None,
+        statuses: tuple[str, ...] = LIVE,
+        overdue_only: bool = False,
+        hospitals: list[str] | None = None,
+        sort: Sort = DEFAULT_SORT,
+        after: str | None = None,
+        limit: int = 200,
+    ) -> QueuePage:
+        """A page of the centre's tasks from both services in `sort` order, after the
+        cursor `after`, each row with its case's card (intake, one call for the page).
+
+        Each service answers its own first `limit` rows after the one cursor (the
+        cursor is the same for both: services.lib.tasks.ordering); the page is the
+        first `limit` of their merge, so no row is skipped or shown twice across pages."""
+        if after:
+            try:
+                Cursor.decode(after, sort)
+            except CursorError as exc:
+                raise ConsoleError(422, "invalid-request", str(exc)) from None
         calls = []
         for service in SERVICES:
             wanted = None if kinds is None else [k for k in kinds if SERVICE_OF[k] == service]
@@ -91,15 +135,85 @@ class Desk:
             params: dict[str, Any] = {
                 "status": ",".join(statuses),
                 "overdue": "true" if overdue_only else "false",
+                "sort": sort,
                 "limit": limit,
             }
             if wanted:
                 params["kind"] = ",".join(wanted)
+            if hospitals:
+                params["hospital"] = ",".join(hospitals)
+            if after:
+                params["after"] = after
             calls.append(self.services.owner(service).get("/v1/queue", on_behalf_of(user), params))
         answers = await gather_all(*calls)
         found = [TaskOut.model_validate(t) for answer in answers for t in answer["tasks"]]
-        found.sort(key=lambda t: (t.priority != "urgent", t.due_at, t.service, t.id))
-        return found[:limit]
+        found.sort(key=lambda t: merge_key(sort, t.service, t))
+        shown = found[:limit]
+        more = len(found) > limit or any(answer.get("next") for answer in answers)
+        last = shown[-1] if shown and len(shown) == limit and more else None
+        cards = await self.cards(user, [t.case_id for t in shown])
+        return QueuePage(
+            rows=[QueueItemOut(**t.model_dump(), card=cards.get(t.case_id)) for t in shown],
+            next=Cursor.after(sort, last.service, last).encode() if last else None,
+        )
+
+    async def cards(self, user: User, case_ids: list[str]) -> dict[str, CardOut]:
+        """The cases' cards in one call to intake. When intake cannot answer, the queue
+        still shows (its rows say the card is unknown): the work must go on."""
+        wanted = list(dict.fromkeys(case_ids))
+        if not wanted:
+            return {}
+        try:
+            answer = await self.services.intake.post(
+                "/v1/cards", on_behalf_of(user), {"case_ids": wanted}
+            )
+        except ConsoleError as exc:
+            if exc.code != UNAVAILABLE:
+                raise
+            return {}
+        return {c["case_id"]: CardOut.model_validate(c) for c in answer["cards"]}
+
+    async def search(self, user: User, query: SearchIn) -> SearchOut:
+        """The centre's cases intake finds (and records in its access audit)."""
+        answer = await self.services.intake.post(
+            "/v1/search", on_behalf_of(user), query.model_dump(mode="json", exclude_none=True)
+        )
+        log.info(
+            "cases searched",
+            actor=user.username,
+            centre_id=user.centre_id,
+            searched_by=answer["searched_by"],
+            found=len(answer["results"]),
+        )
+        return SearchOut.model_validate(answer)
+
+    async def case(self, user: User, case_id: str) -> CaseOut:
+        """A case's page: facts and tasks (referral, scheduling), updates sent
+        (outcome) and the card with its earlier cases (intake), read together. The
+        case is the user's centre's if any service says so; none does: 404."""
+        who = on_behalf_of(user)
+        referral, scheduling, outcome, card = await gather_all(
+            self._case(self.services.referral.get(f"/v1/cases/{case_id}", who)),
+            self._case(self.services.scheduling.get(f"/v1/cases/{case_id}", who)),
+            self._case(self.services.outcome.get(f"/v1/cases/{case_id}/updates", who)),
+            self._case(self.services.intake.get(f"/v1/cases/{case_id}/card", who)),
+        )
+        if referral is None and scheduling is None and card is None:
+            raise ConsoleError(404, "not-found", "no such case")
+        facts, case_tasks = _merge_case(case_id, referral, scheduling)
+        updates = [UpdateOut.model_validate(u) for u in (outcome or {}).get("updates", [])]
+        closed = [u for u in updates if u.status == "completed" and u.business_status == "closed"]
+        report = closed[-1].details.get("outcome_report") if closed else None
+        earlier = [FoundCaseOut.model_validate(c) for c in (card or {}).get("earlier", [])]
+        return CaseOut(
+            case_id=case_id,
+            card=FoundCaseOut.model_validate(card) if card else None,
+            facts=facts,
+            tasks=case_tasks,
+            updates=updates,
+            report=report,
+            earlier=earlier,
+        )
 
     async def task(self, user: User, service: Service, task_id: int) -> TaskOut:
         """The task, if it is the user's centre's (the service says 404 otherwise)."""
@@ -117,24 +231,11 @@ class Desk:
             self._case(self.services.referral.get(f"/v1/cases/{task.case_id}", who)),
             self._case(self.services.scheduling.get(f"/v1/cases/{task.case_id}", who)),
         )
-        facts: dict[str, Any] = {"case_id": task.case_id}
+        facts, case_tasks = _merge_case(task.case_id, referral, scheduling)
         defaults: dict[str, int] = {}
-        case_tasks: list[TaskOut] = []
         if referral is not None:
             known = referral["facts"]
-            facts.update({k: known.get(k) for k in (*_SHARED_FACTS, *_REFERRAL_FACTS)})
-            facts["closed"] = known.get("closed")
             defaults = {str(k): int(v) for k, v in known.get("default_quantities", {}).items()}
-            case_tasks += [TaskOut.model_validate(t) for t in referral["tasks"]]
-        if scheduling is not None:
-            known = scheduling["facts"]
-            for k in _SHARED_FACTS:
-                if facts.get(k) is None:
-                    facts[k] = known.get(k)
-            facts.update({k: known.get(k) for k in _SCHEDULING_FACTS})
-            facts["closed"] = bool(known.get("closed") or facts.get("closed"))
-            case_tasks += [TaskOut.model_validate(t) for t in scheduling["tasks"]]
-        case_tasks.sort(key=lambda t: (t.created_at, t.service, t.id))
         personal = await self._case(
             self.services.intake.get(
                 f"/v1/cases/{task.case_id}/personal", who, {"purpose": purpose}
@@ -151,7 +252,7 @@ class Desk:
         return TaskDetail(
             out=TaskDetailOut(
                 task=task,
-                case=CaseFacts(**{k: v for k, v in facts.items() if v is not None}),
+                case=facts,
                 case_tasks=case_tasks,
                 personal=PersonalDetails.model_validate(personal) if personal else None,
             ),
@@ -224,6 +325,30 @@ class Desk:
         task = TaskOut.model_validate(answer)
         _did(user, action, task, **({"to": body["to"]} if body else {}))
         return task
+
+
+def _merge_case(
+    case_id: str, referral: dict[str, Any] | None, scheduling: dict[str, Any] | None
+) -> tuple[CaseFacts, list[TaskOut]]:
+    """The case's facts as referral and scheduling keep them, and both services' tasks
+    in the order they were created."""
+    facts: dict[str, Any] = {"case_id": case_id}
+    case_tasks: list[TaskOut] = []
+    if referral is not None:
+        known = referral["facts"]
+        facts.update({k: known.get(k) for k in (*_SHARED_FACTS, *_REFERRAL_FACTS)})
+        facts["closed"] = known.get("closed")
+        case_tasks += [TaskOut.model_validate(t) for t in referral["tasks"]]
+    if scheduling is not None:
+        known = scheduling["facts"]
+        for k in _SHARED_FACTS:
+            if facts.get(k) is None:
+                facts[k] = known.get(k)
+        facts.update({k: known.get(k) for k in _SCHEDULING_FACTS})
+        facts["closed"] = bool(known.get("closed") or facts.get("closed"))
+        case_tasks += [TaskOut.model_validate(t) for t in scheduling["tasks"]]
+    case_tasks.sort(key=lambda t: (t.created_at, t.service, t.id))
+    return CaseFacts(**{k: v for k, v in facts.items() if v is not None}), case_tasks
 
 
 def _did(user: User, action: str, task: TaskOut, **extra: str) -> None:

@@ -29,13 +29,16 @@ from services.console.schemas import (
     CarePlanResult,
     DeliveryResult,
     ReviewResult,
+    SearchIn,
     Service,
     TaskResult,
     VisitResult,
 )
 from services.console.state import Console, console_of
+from services.console.timeline import timeline
 from services.lib.policy import SEOUL_TZ, seoul_date
 from services.lib.runtime.logging import get_logger
+from services.lib.tasks.ordering import DEFAULT_SORT, SORTS, Sort
 
 log = get_logger(__name__)
 TEMPLATES = Jinja2Templates(directory=Path(__file__).with_name("templates"))
@@ -50,6 +53,13 @@ STATUS_FILTERS = {
 }
 router = APIRouter(include_in_schema=False)
 TaskId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
+CaseIdPath = Annotated[str, PathParam(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")]
+QUEUE_SORTS = {
+    "priority": "긴급 먼저 Urgent first",
+    "deadline": "기한 순 By deadline",
+    "discharge": "퇴원 예정 순 By expected discharge",
+    "created": "등록 순 Oldest first",
+}
 
 
 class LoginRequired(Exception):
@@ -222,31 +232,89 @@ async def logout(request: Request) -> Response:
 # ------------------------------------------------------------------ the queue
 
 
-def _queue_filters(kind: str, status: str, overdue: str) -> dict[str, Any]:
+# Rows a queue page shows; the next page follows the cursor (services.lib.tasks.ordering).
+QUEUE_PAGE_ROWS = 50
+_CURSOR_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def _queue_filters(
+    console: Console,
+    kind: str,
+    status: str,
+    overdue: str,
+    hospital: str = "",
+    sort: str = "",
+    after: str = "",
+) -> dict[str, Any]:
+    """The page's filters from its query; anything unknown is dropped, never an error
+    (a stale bookmark still opens the queue)."""
     return {
         "kind": kind if kind in SERVICE_OF else "",
         "status": status if status in STATUS_FILTERS else "",
         "overdue": overdue in ("1", "on", "true"),
+        "hospital": hospital if hospital in console.registry.hospital_ids else "",
+        "sort": sort if sort in SORTS else "",
+        "after": after if 0 < len(after) <= 400 and set(after) <= _CURSOR_CHARS else "",
     }
 
 
+def _query(filters: dict[str, Any], **changes: Any) -> str:
+    chosen = {**filters, **changes}
+    return urllib.parse.urlencode({k: ("1" if v is True else v) for k, v in chosen.items() if v})
+
+
 async def _queue_rows(console: Console, user: User, filters: dict[str, Any]) -> dict[str, Any]:
-    rows = await console.desk.queue(
-        user,
-        kinds=[filters["kind"]] if filters["kind"] else None,
-        statuses=STATUS_FILTERS[filters["status"]],
-        overdue_only=filters["overdue"],
-    )
-    return {"rows": rows, "users": console.users, "me": user, "now": datetime.now(UTC)}
+    sort: Sort = filters["sort"] or DEFAULT_SORT
+    try:
+        page = await console.desk.queue_page(
+            user,
+            kinds=[filters["kind"]] if filters["kind"] else None,
+            statuses=STATUS_FILTERS[filters["status"]],
+            overdue_only=filters["overdue"],
+            hospitals=[filters["hospital"]] if filters["hospital"] else None,
+            sort=sort,
+            after=filters["after"] or None,
+            limit=QUEUE_PAGE_ROWS,
+        )
+    except ConsoleError as exc:
+        if exc.code != "invalid-request" or not filters["after"]:
+            raise
+        # A cursor of another sort (or a mangled link): start from the first page.
+        filters = {**filters, "after": ""}
+        page = await console.desk.queue_page(
+            user,
+            kinds=[filters["kind"]] if filters["kind"] else None,
+            statuses=STATUS_FILTERS[filters["status"]],
+            overdue_only=filters["overdue"],
+            hospitals=[filters["hospital"]] if filters["hospital"] else None,
+            sort=sort,
+            limit=QUEUE_PAGE_ROWS,
+        )
+    return {
+        "rows": page.rows,
+        "users": console.users,
+        "me": user,
+        "now": datetime.now(UTC),
+        "hospital_short": lambda hid: _hospital_short(console, hid),
+        "next_url": "/?" + _query(filters, after=page.next) if page.next else None,
+        "first_url": "/?" + _query(filters, after="") if filters["after"] else None,
+    }
 
 
 @router.get("/", response_class=HTMLResponse)
 async def queue_page(
-    request: Request, user: PageUser, kind: str = "", status: str = "", overdue: str = ""
+    request: Request,
+    user: PageUser,
+    kind: str = "",
+    status: str = "",
+    overdue: str = "",
+    hospital: str = "",
+    sort: str = "",
+    after: str = "",
 ) -> Response:
     console = console_of(request)
-    filters = _queue_filters(kind, status, overdue)
-    query = urllib.parse.urlencode({k: ("1" if v is True else v) for k, v in filters.items() if v})
+    filters = _queue_filters(console, kind, status, overdue, hospital, sort, after)
+    query = _query(filters)
     return _render(
         request,
         "queue.html",
@@ -255,6 +323,10 @@ async def queue_page(
             "user": user,
             "centre": _centre_name(console, user.centre_id),
             "filters": filters,
+            "hospitals": [
+                (h.id, _hospital_name(console, h.id)) for h in console.registry.hospitals
+            ],
+            "sorts": QUEUE_SORTS,
             "rows_url": "/partials/queue" + (f"?{query}" if query else ""),
         },
     )
@@ -262,14 +334,99 @@ async def queue_page(
 
 @router.get("/partials/queue", response_class=HTMLResponse)
 async def queue_rows(
-    request: Request, kind: str = "", status: str = "", overdue: str = ""
+    request: Request,
+    kind: str = "",
+    status: str = "",
+    overdue: str = "",
+    hospital: str = "",
+    sort: str = "",
+    after: str = "",
 ) -> Response:
     console = console_of(request)
     user = console.user_from(request)
     if user is None:
         return Response("sign in", status_code=401, media_type="text/plain")
-    context = await _queue_rows(console, user, _queue_filters(kind, status, overdue))
+    filters = _queue_filters(console, kind, status, overdue, hospital, sort, after)
+    context = await _queue_rows(console, user, filters)
     return _render(request, "_queue_rows.html", context)
+
+
+# ------------------------------------------------------------------ search
+
+
+@router.get("/search", response_class=HTMLResponse)
+async def search_page(request: Request, user: PageUser) -> Response:
+    console = console_of(request)
+    return _render(
+        request,
+        "search.html",
+        {"user": user, "centre": _centre_name(console, user.centre_id), "form": {}},
+    )
+
+
+@router.post("/search", response_class=HTMLResponse)
+async def search_submit(request: Request, user: PageUser) -> Response:
+    """The search form posts (a name and birth date never go into a URL); intake
+    searches and records the search in its access audit."""
+    _same_origin(request)
+    console = console_of(request)
+    form = await _form(request)
+    way = _first(form, "by")
+    fields = {
+        "referral-id": {"referral_id": _first(form, "referral_id")},
+        "case-id": {"case_id": _first(form, "case_id")},
+        "name-birth-date": {
+            "name": _first(form, "name"),
+            "birth_date": _first(form, "birth_date"),
+        },
+    }.get(way, {})
+    context: dict[str, Any] = {
+        "user": user,
+        "centre": _centre_name(console, user.centre_id),
+        "form": {"by": way, **fields},
+        "hospital_name": lambda hid: _hospital_name(console, hid),
+    }
+    try:
+        query = SearchIn.model_validate({k: v or None for k, v in fields.items()})
+    except ValidationError as exc:
+        message = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        context["error"] = ConsoleError(422, "invalid-request", message)
+        return _render(request, "search.html", context, status_code=422)
+    context["found"] = await console.desk.search(user, query)
+    return _render(request, "search.html", context)
+
+
+# ------------------------------------------------------------------ a case
+
+
+@router.get("/cases/{case_id}", response_class=HTMLResponse)
+async def case_page(request: Request, user: PageUser, case_id: CaseIdPath) -> Response:
+    """The case's timeline, its outcome report (prints on A4), its exits, and the
+    same person's earlier cases."""
+    console = console_of(request)
+    found = await console.desk.case(user, case_id)
+    facts = found.facts
+    return _render(
+        request,
+        "case.html",
+        {
+            "user": user,
+            "centre": _centre_name(console, user.centre_id),
+            "c": found,
+            # What the exits' partial (_case_actions.html) takes.
+            "case": {
+                "case_id": found.case_id,
+                "closed": facts.closed,
+                "hold_reason": facts.hold_reason,
+                "fee_support": facts.fee_support,
+                "tasks": found.tasks,
+            },
+            "timeline": timeline(found),
+            "users": console.users,
+            "hospital_name": lambda hid: _hospital_name(console, hid),
+            "now": datetime.now(UTC),
+        },
+    )
 
 
 # ------------------------------------------------------------------ a task
@@ -431,6 +588,14 @@ def _result(kind: str, form: dict[str, list[str]]) -> TaskResult:
 def _centre_name(console: Console, centre_id: str) -> str:
     centre = next((c for c in console.registry.centres if c.id == centre_id), None)
     return f"{centre.name.ko} {centre.name.en}" if centre else centre_id
+
+
+def _hospital_short(console: Console, hospital_id: str | None) -> str:
+    """The hospital's Korean name, short enough for a queue column."""
+    if not hospital_id:
+        return "—"
+    hospital = console.registry.hospital(hospital_id)
+    return hospital.name.ko if hospital else hospital_id
 
 
 def _hospital_name(console: Console, hospital_id: str) -> str:

@@ -74,11 +74,36 @@ class TaskOut(_Out):
     created_at: datetime
     completed_at: datetime | None
     completed_by: str | None
+    hospital_id: str | None = Field(default=None, description="the referring hospital")
+    expected_discharge_date: date | None = None
+
+
+class CardOut(_Out):
+    """What a list may show of the person before a task is opened: initials and an age
+    band, the district and dong (from intake; no name, birth date, phone or street)."""
+
+    case_id: str
+    open: bool
+    initials: str | None = Field(description="ㄱㅁㅈ for 김민준, K. M. for Kim Min-jun")
+    age_band: str | None = Field(description="at the referral, e.g. 75-79")
+    district: str | None
+    dong: str | None
+
+
+class QueueItemOut(TaskOut):
+    card: CardOut | None = Field(
+        default=None, description="none when intake holds no personal data for the case"
+    )
 
 
 class QueueOut(_Out):
     centre_id: str
-    tasks: list[TaskOut]
+    tasks: list[QueueItemOut]
+    next: str | None = Field(
+        default=None,
+        description="pass as `after` (with the same sort and filters) for the next page; "
+        "none on the last page",
+    )
 
 
 class ProviderName(_Out):
@@ -346,3 +371,80 @@ class CompleteOut(_Out):
 
 class ReassignIn(_In):
     to: str = Field(min_length=1, max_length=100, description="username of a colleague")
+
+
+# --- search and the case page (issue 10) -------------------------------------------
+
+
+class SearchIn(_In):
+    """Search the centre's cases one way: the hospital's referral id, the case id, or
+    name and birth date. Recorded in intake's access audit like a view."""
+
+    referral_id: str | None = Field(default=None, min_length=1, max_length=64)
+    case_id: str | None = Field(default=None, min_length=1, max_length=100)
+    name: str | None = Field(default=None, min_length=1, max_length=100, pattern=r"\S")
+    birth_date: date | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> SearchIn:
+        ways = (
+            self.referral_id is not None,
+            self.case_id is not None,
+            self.name is not None or self.birth_date is not None,
+        )
+        if sum(ways) != 1:
+            raise ValueError("search by one of: referral_id, case_id, or name with birth_date")
+        if (self.name is None) != (self.birth_date is None):
+            raise ValueError("a search by name needs the birth date too (and the other way)")
+        return self
+
+
+class ReferralRefOut(_Out):
+    hospital_id: str
+    referral_id: str
+    outcome: str = Field(description="accepted, linked, or rejected:<reason>")
+    received_at: datetime
+
+
+class FoundCaseOut(CardOut):
+    opened_at: datetime
+    referrals: list[ReferralRefOut]
+
+
+class SearchOut(_Out):
+    searched_by: Literal["referral-id", "case-id", "name-birth-date"]
+    results: list[FoundCaseOut] = Field(description="newest case first, at most 50")
+
+
+class UpdateOut(_Out):
+    """An update sent to a hospital (the hospital contract's status-changed)."""
+
+    hospital_id: str
+    referral_id: str
+    sequence: int
+    status: str
+    business_status: str
+    reason_code: str | None = None
+    reason: str | None = None
+    reason_ko: str | None = None
+    occurred_at: datetime
+    details: dict[str, Any] = {}
+
+
+class CaseOut(_Out):
+    """A case's page: its card, facts, every task (both services), every update sent to
+    the hospitals with its sequence, the plan's delivery lines, the outcome report once
+    closed, and the same person's earlier closed cases. Reading it records no view:
+    it shows no more of the person than the queue does."""
+
+    case_id: str
+    card: FoundCaseOut | None
+    facts: CaseFacts
+    tasks: list[TaskOut]
+    updates: list[UpdateOut]
+    report: dict[str, Any] | None = Field(
+        default=None, description="the outcome report of the `completed`/`closed` update"
+    )
+    earlier: list[FoundCaseOut] = Field(
+        default=[], description="the same person's earlier closed cases of this centre"
+    )

@@ -122,7 +122,7 @@ async def test_with_scheduling_down_the_console_says_so_and_does_nothing_half(
         assert health.status_code == 503
         assert health.json() == {
             "ok": False,
-            "checks": {"intake": True, "referral": True, "scheduling": False},
+            "checks": {"intake": True, "referral": True, "scheduling": False, "outcome": True},
         }
         songpa = await sign_in(client)  # signing in needs no service
 
