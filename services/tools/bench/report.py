@@ -247,6 +247,14 @@ def raw_comparison(
     return out
 
 
+def batched_vs_naive_cpu(result: Mapping[str, Any]) -> float | None:
+    """How many times the CPU of a batched referral one committed per message costs
+    (steadier than the rate ratio on a shared machine); None unless both were measured."""
+    batched = _number(dig(result, "intake", "batched", "cpu", "cpu_ms_per_item"))
+    naive = _number(dig(result, "intake", "naive", "cpu", "cpu_ms_per_item"))
+    return naive / batched if batched and naive is not None else None
+
+
 def figures(result: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Every figure of the run as (what, value), in report order."""
     rows: list[tuple[str, str]] = []
@@ -304,6 +312,14 @@ def figures(result: Mapping[str, Any]) -> list[tuple[str, str]]:
     ):
         run = dig(result, "intake", key) or {}
         rows += _intake_rows(label, run, raw)
+    cpu_gain = batched_vs_naive_cpu(result)
+    if cpu_gain is not None:
+        rows.append(
+            (
+                "batched vs one commit per message: CPU per referral, naive / batched",
+                f"{cpu_gain:.1f} x",
+            )
+        )
     loop = result.get("loop") or {}
     rows += [
         (

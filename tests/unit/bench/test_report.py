@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from services.tools.bench.report import (
+    batched_vs_naive_cpu,
     evaluate_targets,
     figures,
     latency_groups,
@@ -294,3 +295,13 @@ def test_a_quick_run_writes_to_quick_and_never_over_the_full_run() -> None:
     assert parse_args([]).out == REPO_ROOT / "docs" / "bench"
     with pytest.raises(SystemExit):
         parse_args(["--quick", "--out", str(REPO_ROOT / "docs" / "bench")])
+
+
+def test_batched_vs_naive_compares_cpu_per_referral_when_both_were_measured() -> None:
+    result = a_result()
+    assert batched_vs_naive_cpu(result) is None
+    result["intake"]["batched"]["cpu"] = {"cpu_ms_per_item": 8.0}
+    result["intake"]["naive"]["cpu"] = {"cpu_ms_per_item": 36.0}
+    assert batched_vs_naive_cpu(result) == pytest.approx(4.5)
+    rows = dict(figures(result))
+    assert rows["batched vs one commit per message: CPU per referral, naive / batched"] == "4.5 x"
