@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.intake import queries, store, usecases
 from services.intake.cards_api import lookup_router
+from services.intake.destruction_api import destruction_router
 from services.intake.domain import CoordinatorCancelReason
 from services.intake.settings import IntakeSettings
 from services.lib.policy import Registry
@@ -167,5 +168,7 @@ def routes(app: FastAPI, context: ServiceContext[IntakeSettings]) -> None:
     app.include_router(exits_router(context.pool, context.registry, callers))
     # Cards, search and earlier cases for the console's queue, search and case pages.
     app.include_router(lookup_router(context.pool, context.registry, callers))
+    # The operators' preview and run of PIPA destruction (caller `operator` only).
+    app.include_router(destruction_router(context.pool, context.policies, callers))
     if not callers.configured:
         log.warning("no API callers configured (CARELINK_API_CALLERS): every API call is refused")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from contracts.topics import CASES, referrals
-from services.intake import api
+from services.intake import api, destruction
 from services.intake.settings import IntakeSettings
 from services.intake.submissions import BatchedIntake
 from services.intake.usecases import reject_oversized
@@ -34,4 +34,6 @@ SPEC: ServiceSpec[IntakeSettings] = ServiceSpec(
     # The HTTP API of what the service owns, on its health port (api.py).
     routes=api.routes,
     oversize=reject_oversized,
+    # PIPA: destroys the personal data of closed cases whose retention period ended.
+    extra_tasks=(destruction.run_schedule,),
 )

@@ -18,6 +18,7 @@ import asyncpg
 
 from contracts import hospital_v1 as hv1
 from contracts.intake import (
+    CaseCancelled,
     CaseLinked,
     CaseRejected,
     CaseStatusRequested,
@@ -27,7 +28,7 @@ from contracts.intake import (
 from contracts.outcome import CaseClosed, CaseLinkDeclined
 from contracts.referral import CaseFailed, ReviewCompleted
 from contracts.topics import CASES
-from services.intake import domain, store
+from services.intake import destruction, domain, privacy, store
 from services.lib.policy import PolicyBook, Registry
 from services.lib.runtime.errors import PermanentError
 from services.lib.runtime.events import CaseEventRouter, emit
@@ -248,6 +249,12 @@ class Intake:
         await store.add_event(conn, existing.case_id, record.header("ce_type") or "", reading.data)
         update = domain.follow_up(existing, event, now=datetime.now(UTC))
         await apply_update(conn, existing.case_id, existing, update, cause=record)
+        if isinstance(event, hv1.ReferralCancelled) and privacy.withdraws_consent(
+            event.reason_code
+        ):
+            # Also for a case already closed (nothing to cancel, but consent is gone);
+            # an open case's cancellation destroyed it above, and a repeat is a no-op.
+            await destruction.destroy_case(conn, existing.case_id, reason=privacy.CONSENT_WITHDRAWN)
 
     # -- closures seen on care.cases ------------------------------------------------
 
@@ -278,6 +285,13 @@ async def apply_update(
         await store.set_case(conn, case_id, open=update.open, discharged=update.discharged)
     if update.event is not None:
         await emit(conn, update.event, service=SERVICE, cause=cause)
+    if isinstance(update.event, CaseCancelled) and privacy.withdraws_consent(
+        update.event.reason_code
+    ):
+        # PIPA: consent withdrawn, by the hospital or the centre: destroyed at once, in
+        # the same transaction as the cancellation (after the note and the follow-up
+        # were stored, so they go too).
+        await destruction.destroy_case(conn, case_id, reason=privacy.CONSENT_WITHDRAWN)
 
 
 class ExitError(Exception):

@@ -240,6 +240,15 @@ async def correct_fee_support(
     )
 
 
+async def forget_fee_correction_notes(conn: asyncpg.Connection, case_id: str) -> int:
+    """Empties the notes of the case's fee-support corrections (PIPA destruction); the
+    correction itself (from, to, who, when) stays."""
+    status: str = await conn.execute(
+        "UPDATE fee_corrections SET note = '' WHERE case_id = $1 AND note <> ''", case_id
+    )
+    return int(status.rsplit(" ", 1)[-1])
+
+
 async def fee_corrections_of(conn: asyncpg.Connection, case_id: str) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         """SELECT previous, fee_support, note, actor, at FROM fee_corrections

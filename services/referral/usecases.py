@@ -19,7 +19,13 @@ from typing import Any, Literal, get_args
 
 import asyncpg
 
-from contracts.intake import CaseAccepted, CaseCancelled, CaseReadmitted, DischargeDateChanged
+from contracts.intake import (
+    CaseAccepted,
+    CaseCancelled,
+    CaseReadmitted,
+    DischargeDateChanged,
+    PersonalDataDestroyed,
+)
 from contracts.outcome import CaseClosed
 from contracts.referral import (
     CarePlanSet,
@@ -41,6 +47,7 @@ from services.lib.runtime.events import CaseEventRouter, emit
 from services.lib.runtime.logging import get_logger
 from services.lib.runtime.pipeline import Handler, Record
 from services.lib.tasks import operations as tasks
+from services.lib.tasks.privacy import forget_task_notes
 from services.referral import domain, store
 from services.referral.domain import Line, LineChoice
 
@@ -173,6 +180,7 @@ class CaseEvents:
                 VisitDone: self._visit_done,
                 CaseCancelled: self._closed,
                 CaseClosed: self._closed,
+                PersonalDataDestroyed: self._personal_data_destroyed,
             }
         )
 
@@ -238,6 +246,20 @@ class CaseEvents:
             await store.close_case(conn, ev.case_id)
             await tasks.cancel_live(conn, ev.case_id)
             await store.cancel_open_lines(conn, ev.case_id)
+
+    async def _personal_data_destroyed(
+        self, conn: asyncpg.Connection, record: Record, ev: PersonalDataDestroyed
+    ) -> None:
+        """Intake destroyed the case's personal data (PIPA): the notes people typed
+        about it (fee-support corrections, task exits) go too; the coded facts stay."""
+        corrections = await store.forget_fee_correction_notes(conn, ev.case_id)
+        audit = await forget_task_notes(conn, ev.case_id)
+        log.info(
+            "free text of a case deleted",
+            case_id=ev.case_id,
+            correction_notes=corrections,
+            audit_notes=audit,
+        )
 
 
 class Delivery:

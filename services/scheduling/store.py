@@ -72,6 +72,15 @@ async def get_case(conn: asyncpg.Connection, case_id: str) -> asyncpg.Record | N
     return row
 
 
+async def delete_visit_notes(conn: asyncpg.Connection, case_id: str) -> int:
+    """Deletes the visit notes of the case's tasks; returns how many were deleted."""
+    status: str = await conn.execute(
+        "DELETE FROM visit_notes WHERE task_id IN (SELECT id FROM tasks WHERE case_id = $1)",
+        case_id,
+    )
+    return int(status.rsplit(" ", 1)[-1])
+
+
 async def add_notes(conn: asyncpg.Connection, task_id: int, notes: str) -> None:
     await conn.execute(
         "INSERT INTO visit_notes (task_id, notes) VALUES ($1, $2)"

@@ -23,16 +23,21 @@ from contracts.intake import (
     CaseDischarged,
     CaseReadmitted,
     DischargeDateChanged,
+    PersonalDataDestroyed,
 )
 from contracts.outcome import CaseClosed
 from contracts.referral import CaseFailed, ReviewCompleted, ServicesLinked, ServicesOrdered
 from contracts.scheduling import VisitDone
 from services.lib.policy import Findings, load_findings
 from services.lib.runtime.events import CaseEventRouter, emit
+from services.lib.runtime.logging import get_logger
 from services.lib.runtime.pipeline import Handler, Record
 from services.lib.tasks import operations as tasks
+from services.lib.tasks.privacy import forget_task_notes
 from services.scheduling import domain, store
 from services.scheduling.domain import Case, Decision
+
+log = get_logger(__name__)
 
 SERVICE = "scheduling"
 _LIVE = ("open", "claimed", "suspended")
@@ -105,6 +110,7 @@ class CaseEvents:
                 CaseCancelled: self._closed,
                 CaseFailed: self._closed,
                 CaseClosed: self._closed,
+                PersonalDataDestroyed: self._personal_data_destroyed,
             }
         )
 
@@ -183,6 +189,15 @@ class CaseEvents:
         if case is None:
             return
         await _apply(conn, case, domain.close(case), record)
+
+    async def _personal_data_destroyed(
+        self, conn: asyncpg.Connection, record: Record, ev: PersonalDataDestroyed
+    ) -> None:
+        """Intake destroyed the case's personal data (PIPA): the visit notes and task
+        notes people typed about it go too; findings codes and dates stay."""
+        notes = await store.delete_visit_notes(conn, ev.case_id)
+        audit = await forget_task_notes(conn, ev.case_id)
+        log.info("free text of a case deleted", case_id=ev.case_id, notes=notes, audit_notes=audit)
 
 
 class InvalidVisit(tasks.TaskError):

@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 from aiokafka.errors import KafkaError
 
-from services.tools.cli import dlq, lag, outbox, status, topics, trace
+from services.tools.cli import dlq, lag, outbox, personal_data, status, topics, trace
 from services.tools.cli.connect import HINT, ConnectError, System, load_system
 from services.tools.cli.output import emit, format_age, render_table, warn
 from services.tools.stack.deployables import SERVICES
@@ -239,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("--all", action="store_true", help="every set-aside row of the service")
     q.add_argument("--dry-run", action="store_true", help="say what would be done, do nothing")
+
+    # PIPA destruction through intake's /v1 API (services/tools/cli/personal_data.py).
+    personal_data.add_commands(commands, _command, _system)
 
     _command(
         commands,

@@ -129,6 +129,9 @@ class LocalSystem:
         # The console's credential for the services' APIs: random per system, given to
         # both sides through their environment, never written to system.json.
         self.console_token = secrets.token_urlsafe(32)
+        # The operators' credential for intake's PIPA destruction routes (`carelink
+        # personal-data`): random per system, written to `operator-token` beside system.json.
+        self.operator_token = secrets.token_urlsafe(32)
         # Every contracted provider's credential for referral's provider routes, likewise
         # random per system (`provider_tokens_file` writes them for people trying it).
         self.provider_tokens = {
@@ -164,7 +167,11 @@ class LocalSystem:
                 **kafka_env,
                 "CARELINK_DATABASE_URL": databases[self._db(name)],
                 # Who may call the service's API (the services the console calls read it).
-                "CARELINK_API_CALLERS": callers,
+                "CARELINK_API_CALLERS": (
+                    json.dumps({**json.loads(callers), "operator": self.operator_token})
+                    if name == "intake"
+                    else callers
+                ),
                 # The providers' own credentials (only referral serves them routes).
                 **({"CARELINK_PROVIDER_CALLERS": provider_callers} if name == "referral" else {}),
                 "CARELINK_HEALTH_PORT": str(ports[name]),
@@ -211,6 +218,10 @@ class LocalSystem:
             console=f"http://127.0.0.1:{console_port}",
         )
         (self.base_dir / "system.json").write_text(self.info.to_json() + "\n")
+        token_file = self.base_dir / "operator-token"
+        token_file.touch(mode=0o600)
+        token_file.chmod(0o600)
+        token_file.write_text(self.operator_token + "\n")
         self.wait_ready(ready_timeout)
         return self.info
 
