@@ -149,7 +149,9 @@ def router(gateway: Gateway) -> APIRouter:
         )
         return _task_response(gateway, state, 201 if created else 200)
 
+    # [base] with or without its trailing slash: clients join URLs either way.
     @api.post("")
+    @api.post("/")
     async def transaction(request: Request) -> Response:
         caller = await gateway.caller(request, "Task", "write")
         bundle = mapping.parse(await read_json(request), "Bundle")

@@ -548,8 +548,10 @@ def hospital_changes(
     if inputs.has("do-not-contact") and inputs.value("do-not-contact") != state.do_not_contact:
         changes["do_not_contact"] = inputs.value("do-not-contact")
         paths["do_not_contact"] = inputs.path("do-not-contact")
+    # The Task the gateway serves has no note (precautions are the EHR's): a PUT without
+    # one leaves them as they are, a PUT with one says what they are now.
     notes = notes_text(task)
-    if sha256_text(notes) != state.care_precautions_sha256:
+    if "note" in task and sha256_text(notes) != state.care_precautions_sha256:
         changes["care_precautions"] = notes
         paths["care_precautions"] = "Task.note"
     if changes:
@@ -565,7 +567,9 @@ def hospital_changes(
                 if updated.do_not_contact is not None
                 else after.do_not_contact
             ),
-            care_precautions_sha256=sha256_text(notes),
+            care_precautions_sha256=(
+                sha256_text(notes) if "note" in task else after.care_precautions_sha256
+            ),
         )
     if inputs.has("discharged-at") and state.discharged_at is None:
         discharged = validate_contract(

@@ -382,3 +382,9 @@ def test_a_bundle_must_be_a_transaction_with_one_task(data: dict[str, Any]) -> N
     two = {**bundle, "entry": bundle["entry"] + bundle["entry"][-1:]}
     with pytest.raises(FhirError):
         mapping.References.bundle(Bundle.model_validate(two).model_dump(mode="json"))
+
+
+def test_putting_back_the_task_as_served_changes_nothing(data: dict[str, Any]) -> None:
+    state = state_for(data)
+    served = mapping.parse(mapping.task_resource(state), "Task")
+    assert mapping.hospital_changes(served, state, NOW) == ([], state)
