@@ -65,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         info = system.start()
         print(f"\ncarelink is running on {info.infrastructure} infrastructure.\n")
         print(f"  Console           {info.console}   (demo sign-in: songpa / songpa-demo)")
+        print(
+            f"  Portal            {info.portal}   (social workers' demo sign-in: police-sw / "
+            "police-demo, gangnam-sw / gangnam-demo)"
+        )
         print(f"  Kafka bootstrap   {info.kafka_bootstrap}")
         for name in info.databases:
             print(f"  {name:<11} db   {info.databases[name]}")

@@ -23,7 +23,14 @@ from services.lib.policy import load_providers, load_registry
 from services.lib.runtime.kafka import ensure_topics
 from services.lib.runtime.settings import REPO_ROOT, KafkaSettings
 from services.tools.localinfra import Infrastructure, ensure_databases, start_infrastructure
-from services.tools.stack.deployables import CONSOLE, CONSOLE_PORT, HEALTH_PORTS, SERVICES
+from services.tools.stack.deployables import (
+    CONSOLE,
+    CONSOLE_PORT,
+    HEALTH_PORTS,
+    PORTAL,
+    PORTAL_PORT,
+    SERVICES,
+)
 
 # The services whose HTTP APIs the console calls.
 CONSOLE_CALLS = ("intake", "referral", "scheduling")
@@ -49,6 +56,8 @@ class SystemInfo:
     hospitals: list[str] = field(default_factory=list)
     # The coordinators' console (pages and /api), e.g. http://127.0.0.1:8180.
     console: str = ""
+    # The social workers' portal (pages, /api, /health), e.g. http://127.0.0.1:8190.
+    portal: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -146,7 +155,7 @@ class LocalSystem:
         endpoints = self.infra.endpoints
         registry = load_registry()
         databases = asyncio.run(
-            ensure_databases(endpoints.postgres_url, [self._db(s) for s in SERVICES])
+            ensure_databases(endpoints.postgres_url, [self._db(s) for s in (*SERVICES, PORTAL)])
         )
         kafka_env = {"CARELINK_KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap}
         if endpoints.kind == "embedded":
@@ -203,6 +212,25 @@ class LocalSystem:
             },
             logs_dir / f"{CONSOLE}.log",
         )
+        # The portal stands in for hospitals: its own database, the contract's topics of
+        # the hospitals of its users file (demo accounts, allowed in a local run).
+        portal_port = PORTAL_PORT if self.fixed_ports else _free_port()
+        self.services[PORTAL] = ServiceProcess(
+            PORTAL,
+            {
+                **os.environ,
+                **kafka_env,
+                "CARELINK_ENV": "local",
+                "CARELINK_DATABASE_URL": databases[self._db(PORTAL)],
+                "CARELINK_HEALTH_PORT": str(portal_port),
+                "CARELINK_LOG_FILE": str(logs_dir / f"{PORTAL}.log"),
+                "CARELINK_LOG_FORMAT": "json",
+                "PYTHONPATH": str(REPO_ROOT),
+                "CARELINK_GROUP_PREFIX": self.prefix,
+                **self.extra_env,
+            },
+            logs_dir / f"{PORTAL}.log",
+        )
         for process in self.services.values():
             process.start()
         self.info = SystemInfo(
@@ -216,6 +244,7 @@ class LocalSystem:
             infrastructure_logs=str(endpoints.log_dir) if endpoints.log_dir else None,
             hospitals=sorted(registry.hospital_ids),
             console=f"http://127.0.0.1:{console_port}",
+            portal=f"http://127.0.0.1:{portal_port}",
         )
         (self.base_dir / "system.json").write_text(self.info.to_json() + "\n")
         token_file = self.base_dir / "operator-token"
@@ -244,6 +273,8 @@ class LocalSystem:
         pending = dict(self.info.health)
         if CONSOLE in self.services and self.info.console:
             pending[CONSOLE] = f"{self.info.console}/api/health"
+        if PORTAL in self.services and self.info.portal:
+            pending[PORTAL] = f"{self.info.portal}/health/ready"
         while pending:
             for name, url in list(pending.items()):
                 process = self.services[name]
