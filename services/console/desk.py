@@ -14,6 +14,7 @@ from typing import Any
 
 from services.console.auth import User
 from services.console.clients import OnBehalfOf, Services, gather_all
+from services.console.contact import for_task
 from services.console.errors import UNAVAILABLE, ConsoleError
 from services.console.schemas import (
     SERVICE_OF,
@@ -249,12 +250,17 @@ class Desk:
             service=service,
             purpose=purpose,
         )
+        # A visit of a do-not-contact case: the social worker first, no patient phone.
+        shown, contact = for_task(
+            task.kind, PersonalDetails.model_validate(personal) if personal else None
+        )
         return TaskDetail(
             out=TaskDetailOut(
                 task=task,
                 case=facts,
                 case_tasks=case_tasks,
-                personal=PersonalDetails.model_validate(personal) if personal else None,
+                personal=shown,
+                contact=contact,
             ),
             default_quantities=defaults,
         )

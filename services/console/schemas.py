@@ -252,11 +252,28 @@ class PersonalDetails(_Out):
     referrals: list[ReferralDetails]
 
 
+class ContactOut(_Out):
+    """How to reach the person for a visit (services/console/contact.py): the patient, or
+    for a do-not-contact case the hospital's social worker, whose phone comes first and
+    the patient's is not shown at all."""
+
+    via: Literal["patient", "social-worker"]
+    instruction: str | None = None
+    hospital_id: str | None = None
+    referral_id: str | None = None
+    name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+
+
 class TaskDetailOut(_Out):
     task: TaskOut
     case: CaseFacts
     case_tasks: list[TaskOut] = Field(description="every task of the case, in both services")
     personal: PersonalDetails | None
+    contact: ContactOut | None = Field(
+        default=None, description="visits only: whom to call (do-not-contact: the social worker)"
+    )
 
 
 class ReviewResult(_In):

@@ -163,3 +163,41 @@ async def test_fee_support_corrected_before_the_plan_reaches_the_hospital_and_no
         assert (late.status_code, late.json()["error"]) == (409, "care-plan-set")
         assert "before the care plan" in late.json()["message"]
     r.assert_feed_legal()
+
+
+async def test_a_do_not_contact_visit_shows_the_social_worker_first_and_no_patient_phone(
+    system_info: SystemInfo, reader: UpdatesReader, hospital: FakeHospital, staff: Staff
+) -> None:
+    r = Referral(reader, hospital, staff, district="Songpa-gu")
+    r.data["do_not_contact"] = True
+    patient_phone = r.data["patient"]["phone"]
+    worker_phone = r.data["social_worker"]["phone"]
+    assert patient_phone
+    assert worker_phone
+    await r.submit()
+    await staff.review(r.case_id)
+    task = await staff.task(r.case_id, "pre-discharge-visit")
+    desk = staff.desk(task.centre_id)
+
+    # The API: the contact is the social worker; the patient's phone is nowhere.
+    detail = await desk.detail(task)
+    assert detail["contact"]["via"] == "social-worker"
+    assert detail["contact"]["phone"] == worker_phone
+    assert [x["patient"]["phone"] for x in detail["personal"]["referrals"]] == [None]
+    assert patient_phone not in str(detail)
+
+    # The task page (signed in with the same session): the social worker's phone first.
+    http = await desk.open()
+    page = await http.get(
+        f"/tasks/scheduling/{task.id}", headers={"Authorization": f"Bearer {desk._token}"}
+    )
+    assert page.status_code == 200, page.text
+    html = page.text
+    assert patient_phone not in html
+    assert 'data-testid="contact-via-social-worker"' in html
+    assert html.index(worker_phone) < html.index('data-testid="patient-name"')
+    assert "Through the social worker" in html
+
+    # A review of the same case still shows what intake holds (nobody is phoned from it).
+    review = await staff.task(r.case_id, "review", status=("done",))
+    assert (await desk.detail(review))["contact"] is None
