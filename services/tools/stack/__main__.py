@@ -69,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
             f"  Portal            {info.portal}   (social workers' demo sign-in: police-sw / "
             "police-demo, gangnam-sw / gangnam-demo)"
         )
+        print(
+            f"  FHIR gateway      {info.fhir}   (EHR client {info.fhir_client['client_id']}; "
+            "a token: .venv/bin/python -m services.tools.stack.fhirclient)"
+        )
         print(f"  Kafka bootstrap   {info.kafka_bootstrap}")
         for name in info.databases:
             print(f"  {name:<11} db   {info.databases[name]}")

@@ -26,11 +26,14 @@ from services.tools.localinfra import Infrastructure, ensure_databases, start_in
 from services.tools.stack.deployables import (
     CONSOLE,
     CONSOLE_PORT,
+    FHIR_GATEWAY,
+    FHIR_GATEWAY_PORT,
     HEALTH_PORTS,
     PORTAL,
     PORTAL_PORT,
     SERVICES,
 )
+from services.tools.stack.fhirclient import write_local_client
 
 # The services whose HTTP APIs the console calls.
 CONSOLE_CALLS = ("intake", "referral", "scheduling")
@@ -58,6 +61,10 @@ class SystemInfo:
     console: str = ""
     # The social workers' portal (pages, /api, /health), e.g. http://127.0.0.1:8190.
     portal: str = ""
+    # The FHIR gateway's base URL, e.g. http://127.0.0.1:8191/fhir, and the local EHR
+    # client made for it (client_id, kid, key_file; services/tools/stack/fhirclient.py).
+    fhir: str = ""
+    fhir_client: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -155,7 +162,9 @@ class LocalSystem:
         endpoints = self.infra.endpoints
         registry = load_registry()
         databases = asyncio.run(
-            ensure_databases(endpoints.postgres_url, [self._db(s) for s in (*SERVICES, PORTAL)])
+            ensure_databases(
+                endpoints.postgres_url, [self._db(s) for s in (*SERVICES, PORTAL, FHIR_GATEWAY)]
+            )
         )
         kafka_env = {"CARELINK_KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap}
         if endpoints.kind == "embedded":
@@ -231,6 +240,28 @@ class LocalSystem:
             },
             logs_dir / f"{PORTAL}.log",
         )
+        # The FHIR gateway (issue 14): its own database, one local EHR client (police-hospital)
+        # whose private key stays in the run directory.
+        fhir_port = FHIR_GATEWAY_PORT if self.fixed_ports else _free_port()
+        fhir_client = write_local_client(self.base_dir)
+        self.services[FHIR_GATEWAY] = ServiceProcess(
+            FHIR_GATEWAY,
+            {
+                **os.environ,
+                **kafka_env,
+                "CARELINK_DATABASE_URL": databases[self._db(FHIR_GATEWAY)],
+                "CARELINK_HEALTH_PORT": str(fhir_port),
+                "CARELINK_FHIR_CLIENTS_FILE": str(fhir_client.clients_file),
+                # Local subscriptions may notify an http endpoint on this machine.
+                "CARELINK_FHIR_ALLOW_HTTP_ENDPOINTS": "true",
+                "CARELINK_LOG_FILE": str(logs_dir / f"{FHIR_GATEWAY}.log"),
+                "CARELINK_LOG_FORMAT": "json",
+                "PYTHONPATH": str(REPO_ROOT),
+                "CARELINK_GROUP_PREFIX": self.prefix,
+                **self.extra_env,
+            },
+            logs_dir / f"{FHIR_GATEWAY}.log",
+        )
         for process in self.services.values():
             process.start()
         self.info = SystemInfo(
@@ -245,6 +276,12 @@ class LocalSystem:
             hospitals=sorted(registry.hospital_ids),
             console=f"http://127.0.0.1:{console_port}",
             portal=f"http://127.0.0.1:{portal_port}",
+            fhir=f"http://127.0.0.1:{fhir_port}/fhir",
+            fhir_client={
+                "client_id": fhir_client.client_id,
+                "kid": fhir_client.kid,
+                "key_file": str(fhir_client.key_file),
+            },
         )
         (self.base_dir / "system.json").write_text(self.info.to_json() + "\n")
         token_file = self.base_dir / "operator-token"
@@ -275,6 +312,8 @@ class LocalSystem:
             pending[CONSOLE] = f"{self.info.console}/api/health"
         if PORTAL in self.services and self.info.portal:
             pending[PORTAL] = f"{self.info.portal}/health/ready"
+        if FHIR_GATEWAY in self.services and self.info.fhir:
+            pending[FHIR_GATEWAY] = f"{self.info.fhir.removesuffix('/fhir')}/health/ready"
         while pending:
             for name, url in list(pending.items()):
                 process = self.services[name]
