@@ -34,6 +34,16 @@ district, dong). POST /api/search finds the centre's cases by referral id, case 
 or name and birth date (audited by intake); GET /api/cases/{case_id} is the case
 page's data (tasks, updates sent with their sequence, lines, outcome report, earlier
 cases). Everything of 1.3.0 is unchanged.
+
+Also in 1.4.0 (issue 10), the exits and the lead's view: POST /api/cases/{case_id}/cancel
+(`deceased`, `transferred`, `declined-by-patient`, `consent-withdrawn`; 409 `case-closed`),
+POST /api/tasks/scheduling/{task_id}/reopen (a visit on hold as unreachable; 409
+`invalid-state` otherwise), POST /api/cases/{case_id}/fee-support (leads, before the care
+plan; 409 `care-plan-set` after it), each audited by the service that owns it and told to
+the hospital; GET /api/overdue (leads: the centre's overdue work per task kind and age,
+oldest first) and GET /api/overdue/events (leads: `task-overdue` pushed as tasks are
+escalated); a visit task's detail carries `contact` (do-not-contact: the social worker,
+and no patient phone).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.console import api, exits, metrics, pages
+from services.console import api, escalations, exits, metrics, overdue, pages
 from services.console.auth import load_users
 from services.console.clients import ServiceClient, Services
 from services.console.desk import Desk
@@ -33,6 +33,7 @@ from services.console.watch import QueueWatch
 from services.lib.policy import load_findings, load_registry
 from services.lib.runtime import tracing
 from services.lib.runtime.logging import get_logger
+from services.lib.runtime.settings import KafkaSettings
 from services.lib.signin import SessionStore, SignInThrottle
 
 log = get_logger(__name__)
@@ -109,12 +110,29 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         # Its polling of the services is nobody's request: not traced.
         with tracing.untraced():
             watcher = asyncio.create_task(watch.run(stopping), name="queue-watch")
+            # care.escalations, pushed live to leads (issue 10); off unless configured.
+            following = (
+                asyncio.create_task(
+                    escalations.follow(
+                        escalations.escalations_of(app),
+                        KafkaSettings(),
+                        stopping,
+                        group_prefix=settings.group_prefix,
+                    ),
+                    name="escalations",
+                )
+                if settings.follow_escalations
+                else None
+            )
         log.info("console started", users=len(users.all()), port=settings.port)
         try:
             yield
         finally:
             stopping.set()
             await asyncio.gather(watcher, return_exceptions=True)
+            if following is not None:
+                following.cancel()
+                await asyncio.gather(following, return_exceptions=True)
             await services.aclose()
             log.info("console stopped")
             tracing.shutdown()
@@ -131,8 +149,10 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     )
     app.include_router(api.router)
     app.include_router(exits.api)
+    app.include_router(overdue.api)
     app.include_router(pages.router)
     app.include_router(exits.forms)
+    app.include_router(overdue.page)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _install_error_handlers(app)
     app.add_middleware(SecurityHeaders)

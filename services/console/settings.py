@@ -72,6 +72,12 @@ class ConsoleSettings(BaseSettings):
     # How often the queue's live refresh asks the task services whether a queue changed.
     events_poll_interval_s: float = Field(default=2.0, gt=0)
     events_keepalive_s: float = Field(default=15.0, gt=0)
+    # Follow care.escalations and push each newly overdue task to the centre's leads
+    # (services/console/escalations.py); the broker is named by CARELINK_KAFKA_*. Off:
+    # the overdue view (/overdue) still works, without live pushes.
+    follow_escalations: bool = False
+    # Prefixes the console's consumer group, as CARELINK_GROUP_PREFIX does the services'.
+    group_prefix: str = Field(default="", validation_alias=_both("GROUP_PREFIX"))
 
     registry_file: Path | None = Field(default=None, validation_alias=_both("REGISTRY_FILE"))
     # The visit findings vocabulary the visit form offers (deploy/config/findings.yaml).

@@ -212,6 +212,10 @@ class LocalSystem:
                     for name in CONSOLE_CALLS
                 },
                 "CARELINK_CONSOLE_API_TOKEN": self.console_token,
+                # It follows care.escalations to push overdue work to leads (issue 10).
+                **kafka_env,
+                "CARELINK_CONSOLE_FOLLOW_ESCALATIONS": "true",
+                "CARELINK_GROUP_PREFIX": self.prefix,
                 # A local run: the demo accounts and a per-process key are allowed.
                 "CARELINK_ENV": "local",
                 "CARELINK_CONSOLE_LOG_FILE": str(logs_dir / f"{CONSOLE}.log"),
