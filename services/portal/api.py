@@ -22,7 +22,23 @@ from services.portal.state import portal_of
 from services.portal.users import User
 
 log = get_logger(__name__)
-router = APIRouter(prefix="/api")
+
+
+class ErrorOut(BaseModel):
+    """Every error of the API: a stable code and a message (never the values sent)."""
+
+    error: str = Field(description="invalid-request, unauthorized, not-found, throttled …")
+    message: str
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorOut, "description": "the request does not match this document"}
+}
+_SIGNED_IN: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "not signed in"},
+    **_ERRORS,
+}
+router = APIRouter(prefix="/api", responses=_ERRORS)
 
 ReferralIdPath = Annotated[str, Path(min_length=1, max_length=64)]
 
@@ -98,7 +114,10 @@ async def health() -> Health:
     "/session",
     response_model=SessionToken,
     tags=["session"],
-    responses={401: {"description": "wrong credentials"}, 429: {"description": "throttled"}},
+    responses={
+        401: {"model": ErrorOut, "description": "wrong credentials"},
+        429: {"model": ErrorOut, "description": "throttled: try again after Retry-After"},
+    },
 )
 async def sign_in(request: Request, credentials: Credentials, response: Response) -> SessionToken:
     portal = portal_of(request)
@@ -119,7 +138,9 @@ async def sign_in(request: Request, credentials: Credentials, response: Response
     )
 
 
-@router.get("/referrals", response_model=list[ReferralSummary], tags=["referrals"])
+@router.get(
+    "/referrals", response_model=list[ReferralSummary], tags=["referrals"], responses=_SIGNED_IN
+)
 async def list_referrals(request: Request, user: ApiUser) -> list[ReferralSummary]:
     """My hospital's submitted referrals, most recently changed first."""
     async with portal_of(request).pool.acquire() as conn:
@@ -148,7 +169,10 @@ async def list_referrals(request: Request, user: ApiUser) -> list[ReferralSummar
     "/referrals/{referral_id}",
     response_model=ReferralDetail,
     tags=["referrals"],
-    responses={404: {"description": "no such referral of your hospital"}},
+    responses={
+        **_SIGNED_IN,
+        404: {"model": ErrorOut, "description": "no such referral of your hospital"},
+    },
 )
 async def get_referral(
     request: Request, user: ApiUser, referral_id: ReferralIdPath
