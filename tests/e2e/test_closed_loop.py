@@ -13,8 +13,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts import topics
-from services.lib.runtime.db import create_pool
-from services.scheduling.usecases import Coordinator as VisitDesk
 from services.tools.simulators.hospital_io import UpdatesReader
 from services.tools.simulators.referrals import FakeHospital
 from services.tools.simulators.staff import Staff
@@ -238,12 +236,9 @@ async def test_three_failed_contact_attempts_put_the_case_on_hold_unreachable(
     assert task.status == "suspended"
     hold = await r.until("unreachable")
     assert (hold.data["status"], hold.data["reason_code"]) == ("on-hold", "unreachable")
-    # The console's API has no way to reopen (yet): scheduling's use case, as a test may.
-    pool = await create_pool(system_info.databases["scheduling"], min_size=1, max_size=1)
-    try:
-        await VisitDesk(pool).reopen(task.id, "e2e-coordinator")
-    finally:
-        await pool.close()
+    # Reopened as a coordinator does it, through the console (tests/e2e/test_exits.py
+    # checks the audit and the refusals).
+    await staff.reopen(r.case_id, "pre-discharge-visit")
     await r.until("pre-discharge-visit-scheduled", count=2)
 
 
