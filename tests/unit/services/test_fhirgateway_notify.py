@@ -38,3 +38,13 @@ def test_the_capability_statement_is_valid_and_names_the_token_endpoint() -> Non
     assert smart_configuration("https://gw.example/fhir")["token_endpoint"] == (
         "https://gw.example/fhir/auth/token"
     )
+
+
+def test_the_gateways_default_port_is_the_stacks() -> None:
+    from services.fhirgateway.settings import FhirGatewaySettings
+    from services.tools.stack.deployables import FHIR_GATEWAY, FHIR_GATEWAY_PORT
+
+    settings = FhirGatewaySettings()
+    assert (settings.service, settings.health_port) == (FHIR_GATEWAY, FHIR_GATEWAY_PORT)
+    assert settings.health_host == "127.0.0.1"
+    assert settings.public_base_url == "http://127.0.0.1:8191/fhir"
