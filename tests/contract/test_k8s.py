@@ -224,9 +224,10 @@ def test_the_config_kustomization_holds_every_configuration_file_but_the_account
     # Every other configuration file too (a new one needs its ConfigMap and a mount).
     on_disk = {p.relative_to(config_dir).as_posix() for p in config_dir.rglob("*.yaml")}
     listed = set().union(*files.values())
-    assert on_disk - listed == {"kustomization.yaml", "users.yaml"}, "not in any ConfigMap"
-    # The accounts are a Secret (the console's users file), never a ConfigMap.
-    assert "users.yaml" not in listed
+    accounts = {"users.yaml", "portal-users.yaml"}  # the console's and the portal's
+    assert on_disk - listed == {"kustomization.yaml", *accounts}, "not in any ConfigMap"
+    # The accounts are Secrets (the console's and the portal's users files), never ConfigMaps.
+    assert not accounts & listed
 
 
 def test_the_local_demo_accounts_are_the_readmes() -> None:
