@@ -57,7 +57,8 @@ def test_a_card_holds_initials_age_band_district_and_dong_and_nothing_else_perso
         "district": "Songpa-gu",
         "dong": "Jamsil-dong",
     }
-    assert "박서연" not in str(view) and "1950" not in str(view) and "올림픽로" not in str(view)
+    for personal in ("박서연", "1950", "올림픽로", "010-1234-5678"):
+        assert personal not in str(view)
 
 
 def test_a_destroyed_submission_gives_an_empty_card() -> None:
