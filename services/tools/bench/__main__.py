@@ -50,12 +50,14 @@ from services.tools.bench.loop import LOOP_DISTRICTS, run_loop
 from services.tools.bench.memory import MemorySampler, cpu_seconds
 from services.tools.bench.plot import plot
 from services.tools.bench.progress import say
+from services.tools.bench.queue import QUEUE_DISTRICT, run_queue
 from services.tools.bench.raw import kafka_limit, postgres_limit
 from services.tools.bench.report import evaluate_targets, render_markdown, targets_as_dicts
 from services.tools.bench.scale import load_store
 from services.tools.bench.traffic import Referrals
 from services.tools.localinfra import Infrastructure, start_infrastructure
 from services.tools.simulators.accounts import StaffSetup, centres_for, prepare
+from services.tools.simulators.referrals import FakeHospital
 from services.tools.stack import LocalSystem
 from services.tools.stack.deployables import SERVICES
 
@@ -120,6 +122,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="how long each paced latency run lasts (default 30; quick 10)",
     )
     parser.add_argument(
+        "--queue-tasks",
+        type=int,
+        default=100_000,
+        help="open tasks seeded in one centre before /api/queue is timed (default 100,000; "
+        "0 skips the queue phase)",
+    )
+    parser.add_argument(
         "--scale-inbox-per-case",
         type=int,
         default=4,
@@ -136,7 +145,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--skip",
         action="append",
         default=[],
-        choices=["raw", "intake", "loop", "naive", "scale"],
+        choices=["raw", "intake", "loop", "naive", "scale", "queue"],
         help="leave a phase out (repeatable)",
     )
     parser.add_argument(
@@ -217,6 +226,7 @@ class Bench:
                 "latency_seconds": args.latency_seconds,
                 "scale_inbox_per_case": args.scale_inbox_per_case,
                 "staff_concurrency": args.staff_concurrency,
+                "queue_tasks": args.queue_tasks,
                 "skipped": sorted(set(args.skip)),
             },
             "timings_s": {},
@@ -489,6 +499,9 @@ class Bench:
                 if scale["intake"] and empty.get("rate"):
                     scale["ratio"] = scale["intake"]["rate"] / empty["rate"]
 
+        if "queue" not in skip and args.queue_tasks > 0:
+            self.result["queue"] = self.queue_run()
+
         if "raw" not in skip:
             # The broker keeps every record in memory: measured again at the end, the
             # limit shows whether the broker itself slowed down over the run.
@@ -506,6 +519,31 @@ class Bench:
                 timeout=900,
             )
             self.result.setdefault("raw", {})["kafka_at_end"] = again
+
+    def queue_run(self) -> Any:
+        """The console's queue with `--queue-tasks` open tasks in one centre, timed
+        through /api/queue by a coordinator of that centre (services/tools/bench/queue.py)."""
+        centre = centres_for([QUEUE_DISTRICT])[0]
+        staff = prepare(self.base_dir / "queue-staff", [centre], 1)
+        self.start_system("queue", staff.env)
+        hospital = FakeHospital(self.hospitals[7], seed=7)
+        # A thousand fake patients of the centre's district, reused: cards need no more.
+        patients = [hospital.submission(district=QUEUE_DISTRICT) for _ in range(1000)]
+        try:
+            return self.phase(
+                "console queue",
+                lambda: run_queue(
+                    self.console,
+                    self.databases,
+                    staff.accounts[0],
+                    tasks=self.args.queue_tasks,
+                    hospitals=self.hospitals,
+                    submission=lambda i: patients[i % len(patients)],
+                ),
+                timeout=max(900.0, self.args.queue_tasks / 50),
+            )
+        finally:
+            self.stop_system()
 
     def _databases_exist(self) -> bool:
         return (self.base_dir / "system" / "system.json").exists()

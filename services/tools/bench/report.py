@@ -18,6 +18,7 @@ LATENCY_FACTOR_OF_RAW = 10.0
 LOOP_SHARE_OF_RAW = 0.03
 SCALE_RATIO = 0.8
 SERVICE_RSS_MB = 200.0
+QUEUE_P95_MS = 150.0  # the console's /api/queue with 100,000 open tasks (issue 12)
 SERVICES = ("intake", "referral", "scheduling", "outcome")
 
 
@@ -168,6 +169,24 @@ def evaluate_targets(result: Mapping[str, Any]) -> list[Target]:
                 f"memory {service}", rule, f"{mb:.0f} MB", mb, SERVICE_RSS_MB, mb < SERVICE_RSS_MB
             )
         )
+
+    queue_p95 = _number(dig(result, "queue", "latency_ms", "p95"))
+    rule = (
+        f"/api/queue p95 < {QUEUE_P95_MS:g} ms with "
+        f"{fmt_count(dig(result, 'queue', 'seed', 'tasks'))} open tasks in the centre"
+    )
+    targets.append(
+        Target("console queue", rule, "not measured", None, QUEUE_P95_MS, None)
+        if queue_p95 is None
+        else Target(
+            "console queue",
+            rule,
+            fmt_ms(queue_p95),
+            queue_p95,
+            QUEUE_P95_MS,
+            queue_p95 < QUEUE_P95_MS,
+        )
+    )
 
     gain = batched / naive if batched is not None and naive else None
     targets.append(
@@ -348,6 +367,18 @@ def figures(result: Mapping[str, Any]) -> list[tuple[str, str]]:
     )
     rows += _intake_rows("intake over the loaded store", scale.get("intake") or {}, raw)
     rows.append(("scale ratio (loaded / empty store)", _plain(scale.get("ratio"))))
+    queue = result.get("queue") or {}
+    if queue:
+        rows.append(
+            (
+                f"console /api/queue p50/p95/p99, {fmt_count(dig(queue, 'seed', 'tasks'))} open "
+                f"tasks, {fmt_count(queue.get('requests'))} requests of "
+                f"{fmt_count(queue.get('rows_per_page'))} rows",
+                _latency(queue.get("latency_ms")),
+            )
+        )
+        for what, pct in (queue.get("by_request") or {}).items():
+            rows.append((f"console /api/queue {what} p50/p95/p99", _latency(pct)))
     peaks = dig(result, "memory", "peak_mb") or {}
     for service in _processes(peaks):
         rows.append((f"peak RSS {service}", fmt_mb(peaks.get(service))))

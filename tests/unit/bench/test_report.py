@@ -305,3 +305,23 @@ def test_batched_vs_naive_compares_cpu_per_referral_when_both_were_measured() ->
     assert batched_vs_naive_cpu(result) == pytest.approx(4.5)
     rows = dict(figures(result))
     assert rows["batched vs one commit per message: CPU per referral, naive / batched"] == "4.5 x"
+
+
+def test_console_queue_target_is_a_p95_under_150_ms_with_the_seeded_tasks() -> None:
+    result = a_result()
+    queue = {t.name: t for t in evaluate_targets(result)}["console queue"]
+    assert queue.verdict == "n/a"
+    result["queue"] = {
+        "seed": {"tasks": 100_000},
+        "requests": 90,
+        "rows_per_page": 200,
+        "latency_ms": {"p50": 60.0, "p95": 149.0, "p99": 300.0},
+        "by_request": {"deeper pages": {"p50": 70.0, "p95": 90.0, "p99": 95.0}},
+    }
+    queue = {t.name: t for t in evaluate_targets(result)}["console queue"]
+    assert queue.verdict == "met"
+    assert queue.rule == "/api/queue p95 < 150 ms with 100,000 open tasks in the centre"
+    result["queue"]["latency_ms"]["p95"] = 150.0
+    assert {t.name: t for t in evaluate_targets(result)}["console queue"].verdict == "missed"
+    rows = dict(figures(result))
+    assert rows["console /api/queue deeper pages p50/p95/p99"] == "70.0 ms / 90.0 ms / 95.0 ms"

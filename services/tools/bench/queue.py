@@ -1,0 +1,195 @@
+"""The console's queue under load (issue 12): a centre with `tasks` open tasks, and how
+fast `/api/queue` answers a coordinator of it.
+
+Seeding is a tool's job, allowed to write the services' databases directly: open
+tasks are COPYed into referral's (reviews) and scheduling's (pre-discharge visits)
+`tasks` tables, half each, in one centre, with their cases' non-personal facts
+(hospital, expected discharge, priority, deadline); intake gets a case and an
+accepted referral for each (a fake submission of a patient in the centre's
+district), so every queue row has its card as in real life. Then VACUUM ANALYZE.
+
+The measurement goes through the console's HTTP API like a person (one signed-in
+coordinator, keep-alive): the first page in each sort, and pages further on by the
+`next` cursor, each request timed from send to the parsed body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+
+from services.lib.tasks.ordering import SORTS
+from services.tools.bench.progress import Ticker, say
+from services.tools.bench.report import percentiles
+from services.tools.simulators.accounts import Account
+
+QUEUE_DISTRICT = "Gwanak-gu"  # no intake run and no loop refers patients here
+CHUNK = 20_000
+
+
+async def seed_open_tasks(
+    databases: dict[str, str],
+    *,
+    centre_id: str,
+    tasks: int,
+    hospitals: Sequence[str],
+    submission: Callable[[int], dict[str, Any]],
+) -> dict[str, Any]:
+    """`tasks` open tasks of `centre_id`, half in referral and half in scheduling, with
+    intake's case and accepted referral for each; returns counts and seconds."""
+    started = time.monotonic()
+    now = datetime.now(UTC)
+    ticker = Ticker("queue seed")
+    kinds = {"referral": "review", "scheduling": "pre-discharge-visit"}
+    case_ids = [f"case-{uuid.uuid4()}" for _ in range(tasks)]
+    intake = await asyncpg.connect(databases["intake"])
+    owners = {s: await asyncpg.connect(databases[s]) for s in kinds}
+    try:
+        for start in range(0, tasks, CHUNK):
+            chunk = range(start, min(start + CHUNK, tasks))
+            await intake.copy_records_to_table(
+                "cases",
+                columns=["case_id", "person_id", "open", "created_at"],
+                records=[(case_ids[i], f"person-{uuid.uuid4()}", True, now) for i in chunk],
+            )
+            await intake.copy_records_to_table(
+                "referrals",
+                columns=[
+                    "hospital_id",
+                    "referral_id",
+                    "case_id",
+                    "content_hash",
+                    "outcome",
+                    "submission",
+                ],
+                records=[
+                    (
+                        hospitals[i % len(hospitals)],
+                        f"ref-{uuid.uuid4()}",
+                        case_ids[i],
+                        None,
+                        "accepted",
+                        json.dumps(submission(i)),
+                    )
+                    for i in chunk
+                ],
+            )
+            for n, (service, kind) in enumerate(kinds.items()):
+                await owners[service].copy_records_to_table(
+                    "tasks",
+                    columns=[
+                        "case_id",
+                        "kind",
+                        "centre_id",
+                        "priority",
+                        "due_at",
+                        "status",
+                        "hospital_id",
+                        "expected_discharge_date",
+                        "created_at",
+                    ],
+                    records=[
+                        (
+                            case_ids[i],
+                            kind,
+                            centre_id,
+                            "urgent" if i % 10 == 0 else "routine",
+                            # Deadlines and discharges spread over a month either side.
+                            now + timedelta(minutes=(i * 37) % 86_400 - 43_200),
+                            "open",
+                            hospitals[i % len(hospitals)],
+                            date.today() + timedelta(days=(i * 7) % 60 - 30),
+                            now - timedelta(seconds=tasks - i),
+                        )
+                        for i in chunk
+                        if i % 2 == n
+                    ],
+                )
+            ticker(f"{chunk.stop:,}/{tasks:,} tasks")
+        for conn in (intake, *owners.values()):
+            await conn.execute("VACUUM ANALYZE")
+    finally:
+        for conn in (intake, *owners.values()):
+            await conn.close()
+    seconds = time.monotonic() - started
+    say("queue seed", f"{tasks:,} open tasks in {centre_id} in {seconds:.0f}s")
+    return {"tasks": tasks, "centre_id": centre_id, "seconds": round(seconds, 1)}
+
+
+async def time_queue(
+    console: str, account: Account, *, rounds: int = 20, pages: int = 10, limit: int = 200
+) -> dict[str, Any]:
+    """Latencies of GET /api/queue: `rounds` first pages in every sort, then `pages`
+    pages deep by the cursor (default sort), `limit` rows each."""
+    latencies: dict[str, list[float]] = {}
+    rows_seen = 0
+    async with httpx.AsyncClient(base_url=console, timeout=60.0) as http:
+        login = await http.post(
+            "/api/login", json={"username": account.username, "password": account.password}
+        )
+        login.raise_for_status()
+        headers = {"Authorization": f"Bearer {login.json()['token']}"}
+
+        async def page(sort: str, after: str | None) -> dict[str, Any]:
+            nonlocal rows_seen
+            params: dict[str, Any] = {"sort": sort, "limit": limit}
+            if after:
+                params["after"] = after
+            t0 = time.perf_counter()
+            response = await http.get("/api/queue", params=params, headers=headers)
+            response.raise_for_status()
+            body: dict[str, Any] = response.json()
+            what = f"first page, sort {sort}" if not after else "deeper pages"
+            latencies.setdefault(what, []).append((time.perf_counter() - t0) * 1000)
+            rows_seen += len(body["tasks"])
+            return body
+
+        await page("priority", None)  # warm-up: connections, plans, caches
+        latencies.clear()
+        for _ in range(rounds):
+            for sort in SORTS:
+                await page(sort, None)
+        after: str | None = None
+        for _ in range(pages):
+            body = await page("priority", after)
+            after = body.get("next")
+            if not after:
+                break
+    every = [ms for values in latencies.values() for ms in values]
+    overall = percentiles(every)
+    say("queue", f"/api/queue p95 {overall['p95']:.0f} ms over {len(every)} requests")
+    return {
+        "requests": len(every),
+        "rows_per_page": limit,
+        "rows_seen": rows_seen,
+        "latency_ms": overall,
+        "by_request": {what: percentiles(values) for what, values in latencies.items()},
+    }
+
+
+async def run_queue(
+    console: str,
+    databases: dict[str, str],
+    account: Account,
+    *,
+    tasks: int,
+    hospitals: Sequence[str],
+    submission: Callable[[int], dict[str, Any]],
+) -> dict[str, Any]:
+    seed = await seed_open_tasks(
+        databases,
+        centre_id=account.centre_id,
+        tasks=tasks,
+        hospitals=hospitals,
+        submission=submission,
+    )
+    await asyncio.sleep(1)  # the services' pools see the analysed tables
+    return {"seed": seed, **await time_queue(console, account)}
