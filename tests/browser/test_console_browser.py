@@ -170,7 +170,7 @@ async def test_a_coordinator_works_a_referral_in_the_browser(
     await page.goto(console + "/")
     plan_row = page.locator(f'tr[data-case="{case_id}"][data-kind="care-plan"]')
     await expect(plan_row).to_be_visible(timeout=WAIT_MS)
-    await plan_row.get_by_role("link").click()
+    await plan_row.get_by_role("link").first.click()
     await page.get_by_role("button", name="맡기 Claim").click()
     await expect(page.locator('[data-notice="claimed"]')).to_be_visible()
 
@@ -214,7 +214,7 @@ async def test_a_coordinator_works_a_referral_in_the_browser(
     await page.goto(console + "/")
     delivery_row = page.locator(f'tr[data-case="{case_id}"][data-kind="delivery"]')
     await expect(delivery_row).to_be_visible(timeout=WAIT_MS)
-    await delivery_row.get_by_role("link").click()
+    await delivery_row.get_by_role("link").first.click()
     await page.get_by_role("button", name="맡기 Claim").click()
     await expect(page.locator('[data-notice="claimed"]')).to_be_visible()
     first = page.locator('form.delivery-line[data-line="1"]')
@@ -248,7 +248,7 @@ async def test_a_coordinator_works_a_referral_in_the_browser(
     await page.goto(console + "/")
     visit_row = page.locator(f'tr[data-case="{case_id}"][data-kind="post-discharge-visit"]')
     await expect(visit_row).to_be_visible(timeout=WAIT_MS)
-    await visit_row.get_by_role("link").click()
+    await visit_row.get_by_role("link").first.click()
     await page.get_by_role("button", name="맡기 Claim").click()
     await expect(page.locator('[data-notice="claimed"]')).to_be_visible()
     findings = page.get_by_test_id("findings")
@@ -264,3 +264,63 @@ async def test_a_coordinator_works_a_referral_in_the_browser(
     await expect(page.get_by_test_id("result-findings")).to_have_text(
         "낙상 위험 Fall risk; 식사 준비 도움 필요 Needs help with meals"
     )
+
+    # Find the case again by the patient's name and birth date (issue 10): the search
+    # form posts, the results show initials only, and lead to the case page.
+    await page.goto(console + "/")
+    await page.get_by_role("link", name="사례 찾기 Find a case").click()
+    await page.get_by_label("이름 Name").fill(data["patient"]["name"])
+    await page.get_by_label("생년월일 Birth date").fill(data["patient"]["birth_date"])
+    await (
+        page.get_by_role("form", name=re.compile("이름과 생년월일"))
+        .get_by_role("button", name="찾기 Search")
+        .click()
+    )
+    results = page.get_by_test_id("search-results")
+    await expect(results.locator(f'tr[data-case="{case_id}"]')).to_be_visible()
+    await expect(page).not_to_have_url(re.compile("birth|name="))  # never in a URL
+    await page.screenshot(path=str(shots / "console-search.png"), full_page=True)
+    await results.get_by_role("link", name=case_id).click()
+    await expect(page).to_have_url(console + f"/cases/{case_id}")
+
+    # The case page: its timeline (tasks, the updates sent with their sequence, the
+    # delivery lines) and, once the case closed, the outcome report in Korean.
+    timeline = page.get_by_test_id("timeline")
+    await expect(timeline.locator('tr[data-what="update"][data-sequence="1"]')).to_contain_text(
+        "received"
+    )
+    await expect(timeline.locator('tr[data-what="line"]').first).to_be_visible()
+    report = page.get_by_test_id("outcome-report")
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while not await page.get_by_test_id("report-total").count():
+        assert time.monotonic() < deadline, "the case never closed with its report"
+        await asyncio.sleep(0.5)
+        await page.reload()
+    await expect(report.get_by_role("heading", name=re.compile("돌봄 결과 보고서"))).to_be_visible()
+    await expect(report).to_contain_text("가상 송파 이웃돌봄")
+    await expect(page.get_by_test_id("case-closed")).to_have_text("예 Yes")
+    await page.screenshot(path=str(shots / "console-case.png"), full_page=True)
+
+    # Printed: A4, the report's Korean headings, no navigation, no forms.
+    await page.emulate_media(media="print")
+    await expect(report.get_by_role("heading", name="돌봄 결과 보고서")).to_be_visible()
+    for heading in ("제공한 서비스", "비용", "돌봄 주의사항", "후속 안내"):
+        await expect(report.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+    await expect(page.locator("header.top")).to_be_hidden()
+    await expect(page.locator("p.crumbs")).to_be_hidden()
+    await expect(page.locator("form")).to_have_count(await page.locator("form").count())
+    for form in await page.locator("form").all():
+        await expect(form).to_be_hidden()
+    page_size = await page.evaluate(
+        """() => [...document.styleSheets].flatMap(s => [...s.cssRules])
+                 .filter(r => r.constructor.name === 'CSSPageRule')
+                 .map(r => r.style.getPropertyValue('size')).join()"""
+    )
+    assert page_size.lower() == "a4"
+    await page.screenshot(path=str(shots / "console-report-print.png"), full_page=True)
+    await page.emulate_media(media="screen")
+
+    # And from the task page back to its case.
+    await page.get_by_test_id("timeline").get_by_role("link").first.click()
+    await page.get_by_test_id("case-link").click()
+    await expect(page).to_have_url(console + f"/cases/{case_id}")
