@@ -72,10 +72,19 @@ class ServiceClient:
 
     async def get(self, path: str, who: OnBehalfOf, params: dict[str, Any] | None = None) -> Any:
         """A read: tried again on a timeout, a lost connection or a 502/503/504."""
+        return await self._read("GET", path, who, params=params)
+
+    async def query(self, path: str, who: OnBehalfOf, body: dict[str, Any]) -> Any:
+        """A read whose question goes in a POST body (a search by name and birth date,
+        a page's case ids: never in a URL); retried like a GET, since it changes
+        nothing (a retried search may leave two audit rows: over-recorded, never hidden)."""
+        return await self._read("POST", path, who, json=body)
+
+    async def _read(self, method: str, path: str, who: OnBehalfOf, **options: Any) -> Any:
         attempt = 0
         while True:
             try:
-                response = await self._send("GET", path, params=params, headers=self._headers(who))
+                response = await self._send(method, path, headers=self._headers(who), **options)
             except httpx.TransportError as exc:
                 if attempt < self._retries:
                     attempt += 1

@@ -165,7 +165,7 @@ class Desk:
         if not wanted:
             return {}
         try:
-            answer = await self.services.intake.post(
+            answer = await self.services.intake.query(
                 "/v1/cards", on_behalf_of(user), {"case_ids": wanted}
             )
         except ConsoleError as exc:
@@ -176,7 +176,7 @@ class Desk:
 
     async def search(self, user: User, query: SearchIn) -> SearchOut:
         """The centre's cases intake finds (and records in its access audit)."""
-        answer = await self.services.intake.post(
+        answer = await self.services.intake.query(
             "/v1/search", on_behalf_of(user), query.model_dump(mode="json", exclude_none=True)
         )
         log.info(

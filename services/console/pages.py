@@ -277,7 +277,7 @@ async def _queue_rows(console: Console, user: User, filters: dict[str, Any]) -> 
             limit=QUEUE_PAGE_ROWS,
         )
     except ConsoleError as exc:
-        if exc.code != "invalid-request" or not filters["after"]:
+        if exc.status not in (404, 422) or not filters["after"]:
             raise
         # A cursor of another sort (or a mangled link): start from the first page.
         filters = {**filters, "after": ""}
