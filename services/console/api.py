@@ -50,12 +50,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, StringConstraints
 
 from services.console.auth import User
 from services.console.desk import LIVE
@@ -115,6 +116,21 @@ def user_out(user: User) -> UserOut:
         centre_id=user.centre_id,
         role=user.role,
     )
+
+
+def codes_pattern(codes: tuple[str, ...]) -> str:
+    """A query value of these codes, comma-separated (or empty): the schema says which
+    values a filter takes, so a request the document calls valid is never refused."""
+    one = "(?:" + "|".join(re.escape(c) for c in codes) + ")"
+    return rf"^\s*(?:{one}\s*(?:,\s*{one}\s*)*)?$"
+
+
+KINDS_QUERY = Annotated[str, StringConstraints(pattern=codes_pattern(tuple(SERVICE_OF)))]
+STATUSES_QUERY = Annotated[str, StringConstraints(pattern=codes_pattern(STATUSES))]
+# Hospital ids as the registry spells them; one the registry lacks matches no task.
+HOSPITALS_QUERY = Annotated[
+    str, StringConstraints(pattern=r"^\s*(?:[a-z0-9-]{1,64}\s*(?:,\s*[a-z0-9-]{1,64}\s*)*)?$")
+]
 
 
 def split_codes(values: list[str] | None, allowed: tuple[str, ...], what: str) -> list[str] | None:
@@ -219,21 +235,22 @@ async def findings(request: Request, user: CurrentUser) -> FindingsOut:
     )
 
 
-@router.get("/queue", response_model=QueueOut, responses=_errors(401, 422, 503))
+@router.get("/queue", response_model=QueueOut, responses=_errors(401, 404, 422, 503))
 async def queue(
     request: Request,
     user: CurrentUser,
     kind: Annotated[
-        list[str] | None,
+        list[KINDS_QUERY] | None,
         Query(description="review, care-plan, pre-discharge-visit, post-discharge-visit, delivery"),
     ] = None,
     status: Annotated[
-        list[str] | None,
+        list[STATUSES_QUERY] | None,
         Query(description="open, claimed, done, cancelled, suspended (default: open and claimed)"),
     ] = None,
     overdue: Annotated[bool, Query(description="only tasks past their deadline")] = False,
     hospital: Annotated[
-        list[str] | None, Query(description="registered hospital ids, e.g. police-hospital")
+        list[HOSPITALS_QUERY] | None,
+        Query(description="registered hospital ids, e.g. police-hospital (others match nothing)"),
     ] = None,
     sort: Annotated[Sort, Query(description=SORT_HELP)] = DEFAULT_SORT,
     after: Annotated[
@@ -254,7 +271,7 @@ async def queue(
     console = console_of(request)
     kinds = split_codes(kind, tuple(SERVICE_OF), "kind")
     statuses = split_codes(status, STATUSES, "status")
-    hospitals = split_codes(hospital, tuple(sorted(console.registry.hospital_ids)), "hospital")
+    hospitals = [c.strip() for v in hospital or [] for c in v.split(",") if c.strip()] or None
     page = await console.desk.queue_page(
         user,
         kinds=kinds,

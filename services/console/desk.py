@@ -126,8 +126,15 @@ class Desk:
         if after:
             try:
                 Cursor.decode(after, sort)
-            except CursorError as exc:
-                raise ConsoleError(422, "invalid-request", str(exc)) from None
+            except CursorError:
+                # A cursor is opaque: the schema cannot tell a real one, so one this queue
+                # never gave names a page that does not exist (404), not a malformed request.
+                raise ConsoleError(
+                    404,
+                    "not-found",
+                    "no such page of this queue (`after` is not a cursor it gave for this "
+                    "sort): start again without `after`",
+                ) from None
         calls = []
         for service in SERVICES:
             wanted = None if kinds is None else [k for k in kinds if SERVICE_OF[k] == service]

@@ -276,8 +276,29 @@ class TaskDetailOut(_Out):
     )
 
 
+# The cross-field rules of the results below, also said in the schema (json_schema_extra),
+# so that a body the OpenAPI document calls valid is one the console accepts.
+_NULL: dict[str, Any] = {"type": "null"}
+_NULL_OR_EMPTY_TEXT: dict[str, Any] = {"anyOf": [_NULL, {"type": "string", "maxLength": 0}]}
+
+
 class ReviewResult(_In):
     """Result of a review task."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"properties": {"decision": {"const": "eligible"}}},
+                {
+                    "properties": {
+                        "decision": {"const": "ineligible"},
+                        "reason_code": {"type": "string"},
+                    },
+                    "required": ["reason_code"],
+                },
+            ]
+        }
+    )
 
     decision: Literal["eligible", "ineligible"]
     reason_code: ReviewRefusal | None = None
@@ -308,6 +329,15 @@ class CarePlanResult(_In):
     """Result of a care-plan task: a plan (lines; none = a first week of each requested
     service), or `waitlist` / `could-not-deliver`."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"properties": {"decision": {"const": "plan"}}},
+                {"properties": {"lines": {"anyOf": [_NULL, {"type": "array", "maxItems": 0}]}}},
+            ]
+        }
+    )
+
     decision: Literal["plan", "waitlist", "could-not-deliver"] = "plan"
     lines: list[PlanLineIn] | None = None
 
@@ -320,6 +350,28 @@ class CarePlanResult(_In):
 
 class VisitResult(_In):
     """Result of a visit task: reached (a visit or call) or not (a failed contact attempt)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "properties": {
+                        "reached": {"const": True},
+                        "precautions_acknowledged": {"type": "boolean"},
+                    },
+                    "required": ["precautions_acknowledged"],
+                },
+                {
+                    "properties": {
+                        "reached": {"const": False},
+                        "findings": {"type": "array", "maxItems": 0},
+                        "notes": _NULL_OR_EMPTY_TEXT,
+                        "precautions_acknowledged": {"anyOf": [_NULL, {"const": False}]},
+                    }
+                },
+            ]
+        }
+    )
 
     reached: bool
     precautions_acknowledged: bool | None = None
@@ -348,6 +400,29 @@ class DeliveryResult(_In):
     """One step of one line on a delivery task: its start (`started_on`), its end
     (`ended_on`, `delivered_units`, and `end_reason` when fewer units than ordered were
     delivered), or both. The task completes when the last line ends."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "properties": {
+                        "started_on": {"type": "string"},
+                        "ended_on": _NULL,
+                        "delivered_units": _NULL,
+                        "end_reason": _NULL,
+                    },
+                    "required": ["started_on"],
+                },
+                {
+                    "properties": {
+                        "ended_on": {"type": "string"},
+                        "delivered_units": {"type": "integer"},
+                    },
+                    "required": ["ended_on", "delivered_units"],
+                },
+            ]
+        }
+    )
 
     line: int = Field(ge=1, le=50, description="the line's number in the plan")
     started_on: date | None = None
@@ -396,6 +471,42 @@ class ReassignIn(_In):
 class SearchIn(_In):
     """Search the centre's cases one way: the hospital's referral id, the case id, or
     name and birth date. Recorded in intake's access audit like a view."""
+
+    # Exactly one way, said in the schema too: each branch names its fields and leaves the
+    # other ways out (absent or null).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "properties": {
+                        "referral_id": {"type": "string"},
+                        "case_id": _NULL,
+                        "name": _NULL,
+                        "birth_date": _NULL,
+                    },
+                    "required": ["referral_id"],
+                },
+                {
+                    "properties": {
+                        "case_id": {"type": "string"},
+                        "referral_id": _NULL,
+                        "name": _NULL,
+                        "birth_date": _NULL,
+                    },
+                    "required": ["case_id"],
+                },
+                {
+                    "properties": {
+                        "name": {"type": "string"},
+                        "birth_date": {"type": "string"},
+                        "referral_id": _NULL,
+                        "case_id": _NULL,
+                    },
+                    "required": ["name", "birth_date"],
+                },
+            ]
+        }
+    )
 
     referral_id: str | None = Field(default=None, min_length=1, max_length=64)
     case_id: str | None = Field(default=None, min_length=1, max_length=100)
