@@ -166,7 +166,8 @@ async def list_referrals(request: Request, user: ApiUser) -> list[ReferralSummar
 
 
 @router.get(
-    "/referrals/{referral_id}",
+    # The rest of the path: a referral id may hold "/" (percent-encode it all the same).
+    "/referrals/{referral_id:path}",
     response_model=ReferralDetail,
     tags=["referrals"],
     responses={

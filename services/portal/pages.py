@@ -108,6 +108,8 @@ def _same_origin(request: Request) -> None:
 
 
 def referral_url(referral_id: str) -> str:
+    # Any text the contract allows (1..64 characters, "/" included): the routes take the
+    # rest of the path, so a referral id never has to be a single path segment.
     return "/referrals/" + urllib.parse.quote(referral_id, safe="")
 
 
@@ -326,7 +328,7 @@ async def _referral_context(portal: Portal, user: User, referral_id: str) -> dic
     }
 
 
-@router.get("/referrals/{referral_id}/report", response_class=HTMLResponse)
+@router.get("/referrals/{referral_id:path}/report", response_class=HTMLResponse)
 async def report_page(request: Request, user: PageUser, referral_id: str) -> Response:
     context = await _referral_context(portal_of(request), user, referral_id)
     if context["report"] is None:
@@ -334,7 +336,7 @@ async def report_page(request: Request, user: PageUser, referral_id: str) -> Res
     return _render(request, "report.html", context)
 
 
-@router.get("/referrals/{referral_id}", response_class=HTMLResponse)
+@router.get("/referrals/{referral_id:path}", response_class=HTMLResponse)
 async def referral_page(
     request: Request, user: PageUser, referral_id: str, notice: str = ""
 ) -> Response:
@@ -344,7 +346,7 @@ async def referral_page(
     )
 
 
-@router.post("/referrals/{referral_id}/{action}", response_class=HTMLResponse)
+@router.post("/referrals/{referral_id:path}/{action}", response_class=HTMLResponse)
 async def referral_action(
     request: Request, user: PageUser, referral_id: str, action: str
 ) -> Response:

@@ -346,8 +346,9 @@ async def _api_token(portal: RunningPortal, hospital: str) -> str:
 async def test_another_hospitals_referral_and_draft_are_404_everywhere(
     portal: RunningPortal, client_a: httpx.AsyncClient, client_b: httpx.AsyncClient
 ) -> None:
-    values = valid_form(portal.hospitals[0])
-    rid = values["referral_id"][0]
+    # A referral id the contract allows that is not one path segment.
+    rid = f"2026/{uuid.uuid4().hex[:8]}?#%"
+    values = valid_form(portal.hospitals[0], referral_id=rid)
     assert (await _submit(client_a, values)).status_code == 303
     saved = await client_a.post(
         "/referrals/new", data={**values, "referral_id": ["x"], "intent": ["save"]}
@@ -359,7 +360,11 @@ async def test_another_hospitals_referral_and_draft_are_404_everywhere(
     api_b = {"authorization": f"Bearer {token_b}"}
     assert (await client_b.get(base)).status_code == 404
     assert (await client_b.get(f"{base}/report")).status_code == 404
-    assert (await client_b.get(f"/api/referrals/{rid}", headers=api_b)).status_code == 404
+    api_url = "/api/referrals/" + urllib.parse.quote(rid, safe="")
+    token_a = await _api_token(portal, portal.hospitals[0])
+    mine = await client_a.get(api_url, headers={"authorization": f"Bearer {token_a}"})
+    assert mine.json()["referral_id"] == rid
+    assert (await client_b.get(api_url, headers=api_b)).status_code == 404
     assert (await client_b.get(draft_url)).status_code == 404
     for action, data in (
         ("cancel", {"reason_code": "transferred"}),
