@@ -57,7 +57,7 @@ chaos: $(STAMP) ## fault injection: kills, freezes, restarts; prints a verdict (
 chaos-quick: $(STAMP) ## a short fault-injection run
 	$(PY) -m services.tools.chaos --quick
 
-screenshots: $(STAMP) ## refresh the console screenshots in docs/ (runs the browser test)
+screenshots: $(STAMP) ## refresh the console's and the portal's screenshots in docs/ (runs the browser tests)
 	CARELINK_SCREENSHOTS=1 $(PY) -m pytest tests/browser -q
 
 clean: ## remove local data and logs (.local) and root's shared PostgreSQL copy; keeps .venv
