@@ -1,7 +1,7 @@
 """A lead's day in a real browser (Chromium, headless, Playwright) against the running
 system (issue 10): the overdue page counts and lists a task past its deadline, the
 case page's exit form cancels the case once its confirmation is ticked, and the page
-says so. Takes docs/console-overdue.png and docs/console-exits.png when
+says so; axe-core finds no serious or critical violation on either page. Takes docs/console-overdue.png and docs/console-exits.png when
 CARELINK_SCREENSHOTS=1 (`make screenshots`), else into a temporary folder."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from playwright.async_api import Browser, expect
 from services.tools.simulators.hospital_io import publish
 from services.tools.simulators.referrals import FakeHospital
 from services.tools.stack import SystemInfo
+from tests.browser.test_console_accessibility import serious_violations
 from tests.browser.test_console_browser import (
     DOCS,
     WAIT_MS,
@@ -60,11 +61,14 @@ async def test_a_lead_sees_overdue_work_and_cancels_a_case_from_its_page(
     await expect(row).to_be_visible(timeout=WAIT_MS)
     await expect(row).to_contain_text("1~3일 1-3 days")
     await expect(page.locator('tr[data-kind="review"]')).to_be_visible()
+    assert await serious_violations(page) == []
     await page.screenshot(path=str(shots / "console-overdue.png"), full_page=True)
 
     await row.get_by_role("link", name=re.compile("case-")).click()
     await expect(page).to_have_url(re.compile(r"/cases/case-"))
     form = page.get_by_test_id("cancel-form")
+    await expect(page.get_by_test_id("fee-support-form")).to_be_visible()  # a lead's
+    assert await serious_violations(page) == []
     await form.get_by_label("사유 Reason").select_option("deceased")
     await form.get_by_label("메모 Note (stays in the centre)").fill("보호자가 알려 옴")
     await form.get_by_role("button", name="사례 취소 Cancel the case").click()
