@@ -44,19 +44,21 @@ from referencing import Registry, Resource
 
 from contracts.topics import LOCAL, PRODUCTION, Durability, all_topics
 from services.console.settings import ConsoleSettings
+from services.fhirgateway.settings import FhirGatewaySettings
 from services.intake.app import SPEC as INTAKE_SPEC
 from services.intake.settings import IntakeSettings
 from services.lib.policy import load_registry
 from services.lib.runtime.settings import ServiceSettings
 from services.outcome.app import SPEC as OUTCOME_SPEC
 from services.outcome.settings import OutcomeSettings
+from services.portal.settings import PortalSettings
 from services.referral.app import SPEC as REFERRAL_SPEC
 from services.referral.settings import ReferralSettings
 from services.scheduling.app import SPEC as SCHEDULING_SPEC
 from services.scheduling.settings import SchedulingSettings
 from services.tools import k8s
 from services.tools.k8s import generate
-from services.tools.stack.deployables import CONSOLE, SERVICES
+from services.tools.stack.deployables import CONSOLE, FHIR_GATEWAY, PORTAL, SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -72,7 +74,12 @@ SETTINGS: dict[str, type[BaseModel]] = {
     "scheduling": SchedulingSettings,
     "outcome": OutcomeSettings,
     CONSOLE: ConsoleSettings,
+    PORTAL: PortalSettings,
+    FHIR_GATEWAY: FhirGatewaySettings,
 }
+# The hospital-side deployables (issues 13, 14): each a service with its own database
+# and Kafka principal that, towards carelink, acts as the hospitals it serves.
+HOSPITAL_SIDE = (PORTAL, FHIR_GATEWAY)
 SPECS = {
     "intake": INTAKE_SPEC,
     "referral": REFERRAL_SPEC,
@@ -86,7 +93,7 @@ CALLED_BY_CONSOLE = ("intake", "referral", "scheduling", "outcome")
 OPERATOR_SECRETS = {
     "carelink-cluster-ca-cert",
     "carelink-pg-ca",
-    *(generate.kafka_user(service) for service in SERVICES),
+    *(generate.kafka_user(service) for service in (*SERVICES, *HOSPITAL_SIDE)),
 }
 
 Doc = dict[str, Any]
@@ -234,6 +241,9 @@ def test_the_local_demo_accounts_are_the_readmes() -> None:
     local = yaml.safe_load((K8S / "overlays/local/demo-users.yaml").read_text("utf-8"))
     demo = yaml.safe_load((ROOT / "deploy/config/users.yaml").read_text("utf-8"))
     assert local == demo, "copy deploy/config/users.yaml to deploy/k8s/overlays/local/"
+    local = yaml.safe_load((K8S / "overlays/local/demo-portal-users.yaml").read_text("utf-8"))
+    demo = yaml.safe_load((ROOT / "deploy/config/portal-users.yaml").read_text("utf-8"))
+    assert local == demo, "copy deploy/config/portal-users.yaml to deploy/k8s/overlays/local/"
 
 
 # --------------------------------------------------------------------------- schemas
@@ -403,7 +413,7 @@ def test_a_deployment_per_deployable_running_its_package_from_one_image(
     rendered: dict[str, list[Doc]], overlay: str
 ) -> None:
     deployments = _deployments(rendered[overlay])
-    assert set(deployments) == {*SERVICES, CONSOLE}
+    assert set(deployments) == {*SERVICES, CONSOLE, *HOSPITAL_SIDE}
     images = {_container(d)["image"] for d in deployments.values()}
     assert len(images) == 1, images
     for name, deployment in deployments.items():
@@ -450,7 +460,7 @@ def test_probes_ask_the_health_endpoints_on_the_port_the_process_listens_on(
     rendered: dict[str, list[Doc]], overlay: str
 ) -> None:
     deployments = _deployments(rendered[overlay])
-    for name in SERVICES:
+    for name in (*SERVICES, *HOSPITAL_SIDE):
         container = _container(deployments[name])
         env = _resolved_env(deployments[name])
         settings = SETTINGS[name]()  # defaults, then the manifest's values below
@@ -478,9 +488,12 @@ def test_every_carelink_variable_is_a_setting_of_that_deployable(
 ) -> None:
     from services.lib.policy.policy import POLICY_DIR_ENV
     from services.lib.policy.registry import REGISTRY_FILE_ENV
+    from services.lib.signin.startup import ENV_VAR as LOCAL_RUN_ENV
 
     for name, deployment in _deployments(rendered[overlay]).items():
         allowed = _settings_variables(SETTINGS[name]) | {POLICY_DIR_ENV, REGISTRY_FILE_ENV}
+        if name == PORTAL:
+            allowed.add(LOCAL_RUN_ENV)  # read by services.lib.signin at start
         unknown = sorted(key for key in _env(deployment) if key.startswith("CARELINK_"))
         unknown = [key for key in unknown if key not in allowed]
         assert unknown == [], f"{name}: read by nothing: {unknown}"
@@ -563,6 +576,110 @@ def test_the_console_is_a_gateway_with_no_database_and_no_broker(
         assert url.port in ports, f"{name}: the Service has no port {url.port}"
 
 
+def _settings_from(env: dict[str, str], model: type[BaseModel], patch: pytest.MonkeyPatch) -> Any:
+    with patch.context() as context:
+        for key in list(os.environ):
+            if key.startswith("CARELINK_"):
+                context.delenv(key)
+        for key, value in env.items():
+            context.setenv(key, value)
+        return model()
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_portal_signs_in_from_a_users_secret_and_is_local_only_in_the_local_overlay(
+    rendered: dict[str, list[Doc]], overlay: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deployment = _deployments(rendered[overlay])[PORTAL]
+    env = _resolved_env(deployment)
+    settings = _settings_from(env, PortalSettings, monkeypatch)
+    assert settings.portal_secret_key is not None
+    assert (
+        settings.portal_secret_key.get_secret_value()
+        == "from-secret-carelink-portal-session-secret-key"
+    )
+    # The users file is mounted from a Secret, never a ConfigMap nor the image's demo file.
+    pod = deployment["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in _container(deployment)["volumeMounts"]}
+    users = volumes[mounts[str(settings.portal_users_file.parent)]]
+    assert users["secret"]["secretName"] == "carelink-portal-users"
+    assert settings.portal_cookie_secure is (overlay == "production")
+    # Demo accounts and a published key are accepted in a local run only.
+    assert (env.get("CARELINK_ENV") == "local") is (overlay == "local")
+    # One replica: its sessions are in memory.
+    assert deployment["spec"]["replicas"] == 1
+
+
+def _ingress_routes(docs: list[Doc]) -> dict[str, list[tuple[str, str, str, str]]]:
+    """Ingress name -> (host, path, pathType, backend Service) of each of its paths."""
+    routes: dict[str, list[tuple[str, str, str, str]]] = {}
+    for ingress in _of(docs, "Ingress"):
+        spec = ingress["spec"]
+        tls_hosts = {host for entry in spec.get("tls", []) for host in entry.get("hosts", [])}
+        for rule in spec["rules"]:
+            assert rule["host"] in tls_hosts, f"{ingress['metadata']['name']}: no TLS"
+            for path in rule["http"]["paths"]:
+                routes.setdefault(ingress["metadata"]["name"], []).append(
+                    (
+                        rule["host"],
+                        path["path"],
+                        path["pathType"],
+                        path["backend"]["service"]["name"],
+                    )
+                )
+    return routes
+
+
+def test_production_publishes_only_the_people_and_ehr_paths(
+    rendered: dict[str, list[Doc]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = rendered["production"]
+    routes = _ingress_routes(docs)
+    # Only the front doors and referral's provider routes are reachable from outside.
+    assert {backend for paths in routes.values() for *_, backend in paths} == {
+        CONSOLE,
+        PORTAL,
+        FHIR_GATEWAY,
+        "referral",
+    }
+    for name, paths in routes.items():
+        for _, path, kind, _ in paths:
+            # The runtime's probes and metrics share the services' ports: never published.
+            if name != "console":
+                assert not path.startswith(("/health", "/metrics")), (name, path)
+                assert (path, kind) != ("/", "Prefix"), f"{name} publishes everything"
+    # The portal: exactly the paths docs/security.md (section 8) names.
+    assert {(path, kind) for _, path, kind, _ in routes["portal"]} == {
+        ("/", "Exact"),
+        ("/login", "Exact"),
+        ("/logout", "Exact"),
+        ("/static/", "Prefix"),
+        ("/referrals/", "Prefix"),
+        ("/drafts/", "Prefix"),
+        ("/api/", "Prefix"),
+    }
+    # Providers: referral's /v1/provider/ only, not the console's /v1.
+    assert [(path, kind, backend) for _, path, kind, backend in routes["referral-providers"]] == [
+        ("/v1/provider/", "Prefix", "referral")
+    ]
+    # The FHIR base: /fhir, on the host the gateway names as its base URL (the audience
+    # of the clients' assertions and the address in notifications).
+    ((host, path, kind, _),) = routes["fhirgateway"]
+    settings = _settings_from(
+        _resolved_env(_deployments(docs)[FHIR_GATEWAY]), FhirGatewaySettings, monkeypatch
+    )
+    assert (path, kind) == ("/fhir", "Prefix")
+    assert settings.public_base_url == f"https://{host}/fhir"
+    assert settings.fhir_allow_http_endpoints is False
+    services = {doc["metadata"]["name"] for doc in _of(docs, "Service")}
+    assert {backend for paths in routes.values() for *_, backend in paths} <= services
+
+
+def test_the_local_overlay_publishes_nothing(rendered: dict[str, list[Doc]]) -> None:
+    assert _of(rendered["local"], "Ingress") == []
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_registry_and_policies_come_from_the_generated_config_maps(
     rendered: dict[str, list[Doc]], overlay: str
@@ -573,6 +690,10 @@ def test_registry_and_policies_come_from_the_generated_config_maps(
     policy = next(m for n, m in maps.items() if n.startswith("carelink-policy-"))
     providers = next(m for n, m in maps.items() if n.startswith("carelink-providers-"))
     findings = next(m for n, m in maps.items() if n.startswith("carelink-findings-"))
+    clients = next(m for n, m in maps.items() if n.startswith("carelink-fhir-clients-"))
+    assert clients["data"]["fhir-clients.yaml"] == (
+        ROOT / "deploy/config/fhir-clients.yaml"
+    ).read_text("utf-8")
     assert findings["data"]["findings.yaml"] == (ROOT / "deploy/config/findings.yaml").read_text(
         "utf-8"
     )
@@ -595,6 +716,8 @@ def test_registry_and_policies_come_from_the_generated_config_maps(
             wanted["CARELINK_PROVIDERS_FILE"] = providers["metadata"]["name"]
         if name in {"scheduling", "outcome", "console"}:
             wanted["CARELINK_FINDINGS_FILE"] = findings["metadata"]["name"]
+        if name == FHIR_GATEWAY:
+            wanted["CARELINK_FHIR_CLIENTS_FILE"] = clients["metadata"]["name"]
         for variable, config_map in wanted.items():
             path = env[variable]
             directory = path if variable == "CARELINK_POLICY_DIR" else str(Path(path).parent)
@@ -643,7 +766,13 @@ def test_production_holds_no_secret_and_names_every_one_it_needs(
         "carelink-console-users",
         "carelink-api-token-console",
         "carelink-keda-kafka",
-        *(f"carelink-{s}-db" for s in SERVICES),
+        *(f"carelink-{s}-db" for s in (*SERVICES, *HOSPITAL_SIDE)),
+        "carelink-portal-session",
+        "carelink-portal-users",
+        "carelink-console-tls",
+        "carelink-portal-tls",
+        "carelink-fhir-tls",
+        "carelink-providers-tls",
     }
     runbook = (ROOT / "docs" / "operators.md").read_text(encoding="utf-8")
     undocumented = sorted(name for name in needed if f"`{name}`" not in runbook)
@@ -760,6 +889,9 @@ SCRAPER = (
     "ns:kubernetes.io/metadata.name=monitoring pod:app.kubernetes.io/name=prometheus",
     "http",
 )
+INGRESS_CONTROLLER = (
+    "ns:kubernetes.io/metadata.name=ingress-nginx pod:app.kubernetes.io/name=ingress-nginx"
+)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -785,10 +917,21 @@ def test_network_policies_allow_each_deployable_only_what_it_needs(
             }, egress
             assert ("*", "http") in ingress, "the front door"
             continue
-        assert egress == DNS | {(KAFKA_PEER, "9093"), (POSTGRES_PEER, "5432")}, f"{name}: {egress}"
+        broker_and_database = {(KAFKA_PEER, "9093"), (POSTGRES_PEER, "5432")}
+        if name in HOSPITAL_SIDE:
+            # Front doors (people, EHRs) that call no service: only broker and database,
+            # and the gateway's notifications to the hospitals' https endpoints.
+            notify = {("ip:0.0.0.0/0", "443")} if name == FHIR_GATEWAY else set()
+            assert egress == DNS | broker_and_database | notify, f"{name}: {egress}"
+            assert ingress == {("*", "http"), SCRAPER}, f"{name}: {ingress}"
+            continue
+        assert egress == DNS | broker_and_database, f"{name}: {egress}"
         expected_in = {SCRAPER}
         if name in CALLED_BY_CONSOLE:
             expected_in.add(("pod:app.kubernetes.io/name=console", "http"))
+        if name == "referral" and overlay == "production":
+            # Contracted providers, through the ingress controller (provider-ingress.yaml).
+            expected_in.add((INGRESS_CONTROLLER, "http"))
         assert ingress == expected_in, f"{name}: {ingress}"
 
 
@@ -804,7 +947,7 @@ def test_the_broker_and_database_let_in_the_services(
     peers = listener["networkPolicyPeers"]
     postgres = _policies_for(docs, {"cnpg.io/cluster": "carelink-pg"})
     assert postgres, "nothing guards PostgreSQL"
-    for name in SERVICES:
+    for name in (*SERVICES, *HOSPITAL_SIDE):
         labels = _deployments(docs)[name]["spec"]["template"]["metadata"]["labels"]
         assert any(
             _selects(p["podSelector"], labels)
@@ -919,6 +1062,18 @@ def test_each_service_gets_exactly_its_topics_and_its_group(
             operations |= {"Write"} if topic in access[service].writes else set()
             expected[("topic", topic, "literal")] = operations
         assert acls == expected, service
+    # The portal and the FHIR gateway act as hospitals: each writes only referrals topics
+    # and reads only updates topics (of registered hospitals), in its own group.
+    for name in HOSPITAL_SIDE:
+        acls = _acls(users[generate.kafka_user(name)])
+        expected = {("group", ServiceSettings(service=name).group_id, "literal"): {"Read"}}
+        for hospital in registry.hospital_ids:
+            expected[("topic", f"hospital.{hospital}.referrals", "literal")] = {
+                "Write",
+                "Describe",
+            }
+            expected[("topic", f"hospital.{hospital}.updates", "literal")] = {"Read", "Describe"}
+        assert acls == expected, name
     for user in users.values():
         for (_, name, pattern), operations in _acls(user).items():
             assert name != "*", user
@@ -979,7 +1134,7 @@ def test_one_database_and_owner_role_per_service(
     role_secret[initdb["owner"]] = initdb["secret"]["name"]
     hba = [" ".join(line.split()) for line in spec["postgresql"]["pg_hba"]]
     deployments = _deployments(docs)
-    for service in SERVICES:
+    for service in (*SERVICES, *HOSPITAL_SIDE):
         database = role = f"carelink_{service}"
         assert databases[database]["owner"] == role, service
         assert databases[database]["cluster"]["name"] == name

@@ -22,7 +22,7 @@ from contracts.topics import (
     updates,
 )
 from services.lib.policy import load_registry
-from services.tools.stack.deployables import SERVICES
+from services.tools.stack.deployables import FHIR_GATEWAY, PORTAL, SERVICES
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BASE = "deploy/k8s/base"
@@ -100,6 +100,23 @@ def service_access(hospital_ids: Iterable[str]) -> dict[str, Access]:
             reads=(CASES,), writes=(CASES, *(updates(h) for h in hospitals), own_dlq)
         ),
     }
+
+
+# The hospital-side deployables (issues 13, 14): towards carelink they are hospital
+# systems, writing referrals and reading updates, for any registered hospital they may
+# be configured to serve (the portal's users and the gateway's clients each name one
+# hospital; those files are the operators', so the principal covers the registry and
+# the process itself reads only the served hospitals' updates topics).
+HOSPITAL_SIDE = (PORTAL, FHIR_GATEWAY)
+
+
+def hospital_side_access(hospital_ids: Iterable[str]) -> dict[str, Access]:
+    hospitals = sorted(set(hospital_ids))
+    access = Access(
+        reads=tuple(updates(h) for h in hospitals),
+        writes=tuple(referrals(h) for h in hospitals),
+    )
+    return dict.fromkeys(HOSPITAL_SIDE, access)
 
 
 def _acl(kind: str, name: str, operations: Sequence[str], pattern: str = "literal") -> Any:
@@ -292,9 +309,11 @@ def render(registry_file: Path | None = None) -> dict[str, str]:
             [kafka_topic(spec) for spec in specs],
         ),
         USERS_FILE: _document(
-            "services/tools/k8s/generate.py (service_access) and deploy/config/registry.yaml",
+            "services/tools/k8s/generate.py (service_access, hospital_side_access) and "
+            "deploy/config/registry.yaml",
             [
                 *(service_user(service, access[service]) for service in SERVICES),
+                *(service_user(name, a) for name, a in hospital_side_access(hospitals).items()),
                 lag_reader_user(access),
                 *(hospital_kafka_user(h) for h in hospitals),
             ],
