@@ -20,6 +20,8 @@
 \getenv referral_password REFERRAL_DB_PASSWORD
 \getenv scheduling_password SCHEDULING_DB_PASSWORD
 \getenv outcome_password OUTCOME_DB_PASSWORD
+\getenv portal_password PORTAL_DB_PASSWORD
+\getenv fhirgateway_password FHIRGATEWAY_DB_PASSWORD
 
 -- Fail loudly, naming the variable, instead of with a syntax error at ":'...'".
 \if :{?intake_password}
@@ -37,6 +39,14 @@
 \if :{?outcome_password}
 \else
   DO $$ BEGIN RAISE EXCEPTION 'OUTCOME_DB_PASSWORD is not set in the postgres container'; END $$;
+\endif
+\if :{?portal_password}
+\else
+  DO $$ BEGIN RAISE EXCEPTION 'PORTAL_DB_PASSWORD is not set in the postgres container'; END $$;
+\endif
+\if :{?fhirgateway_password}
+\else
+  DO $$ BEGIN RAISE EXCEPTION 'FHIRGATEWAY_DB_PASSWORD is not set in the postgres container'; END $$;
 \endif
 
 -- Each role owns its database, so its migrations can create tables in the
@@ -60,3 +70,12 @@ REVOKE ALL ON DATABASE carelink_scheduling FROM PUBLIC;
 CREATE ROLE carelink_outcome LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'outcome_password';
 CREATE DATABASE carelink_outcome OWNER carelink_outcome;
 REVOKE ALL ON DATABASE carelink_outcome FROM PUBLIC;
+
+-- The hospital-side deployables (issues 13, 14) own their databases like a service.
+CREATE ROLE carelink_portal LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'portal_password';
+CREATE DATABASE carelink_portal OWNER carelink_portal;
+REVOKE ALL ON DATABASE carelink_portal FROM PUBLIC;
+
+CREATE ROLE carelink_fhirgateway LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'fhirgateway_password';
+CREATE DATABASE carelink_fhirgateway OWNER carelink_fhirgateway;
+REVOKE ALL ON DATABASE carelink_fhirgateway FROM PUBLIC;

@@ -25,13 +25,21 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from pydantic import AliasChoices, BaseModel
 
+from services.fhirgateway.settings import FhirGatewaySettings
 from services.intake.settings import IntakeSettings
 from services.lib.runtime.settings import KafkaSettings, ServiceSettings
 from services.outcome.settings import OutcomeSettings
+from services.portal.settings import PortalSettings
 from services.referral.settings import ReferralSettings
 from services.scheduling.settings import SchedulingSettings
+from services.tools.stack.deployables import (
+    FHIR_GATEWAY,
+    FHIR_GATEWAY_PORT,
+    PORTAL,
+    PORTAL_PORT,
+    SERVICES,
+)
 from services.tools.stack.deployables import HEALTH_PORTS as DEFAULT_HEALTH_PORTS
-from services.tools.stack.deployables import SERVICES
 from tests.imports import import_closure, module_file
 
 # Each service's own settings class (tests may import deployables; tools may not).
@@ -41,6 +49,13 @@ SETTINGS: dict[str, type[ServiceSettings]] = {
     "scheduling": SchedulingSettings,
     "outcome": OutcomeSettings,
 }
+# The hospital-side deployables (issues 13, 14): services with their own databases
+# that act as hospitals towards carelink; people and EHRs reach them, the console not.
+HOSPITAL_SIDE: dict[str, type[ServiceSettings]] = {
+    PORTAL: PortalSettings,
+    FHIR_GATEWAY: FhirGatewaySettings,
+}
+HOSPITAL_SIDE_PORTS = {PORTAL: PORTAL_PORT, FHIR_GATEWAY: FHIR_GATEWAY_PORT}
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -143,7 +158,7 @@ def _allowed_settings_variables() -> set[str]:
     from services.console.settings import ConsoleSettings
 
     return (
-        set().union(*(_setting_names(cls) for cls in SETTINGS.values()))
+        set().union(*(_setting_names(cls) for cls in (*SETTINGS.values(), *HOSPITAL_SIDE.values())))
         | _setting_names(KafkaSettings)
         | _setting_names(ConsoleSettings)
     )
@@ -408,6 +423,57 @@ def test_each_service_environment_parses_into_settings_for_that_service(
         assert settings.log_format == "json"
         assert settings.kafka.enable_idempotence is True
         assert settings.kafka.session_timeout_ms >= 6000, "Apache Kafka's minimum by default"
+
+
+def test_the_portal_and_fhir_gateway_run_as_services_with_their_own_databases(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.lib.signin.startup import ENV_VAR as LOCAL_RUN_ENV
+
+    created, roles = _created_databases(), _created_roles()
+    databases = {
+        urlsplit(_environment(services[n])["CARELINK_DATABASE_URL"]).path for n in SERVICES
+    }
+    for name, model in HOSPITAL_SIDE.items():
+        service = services[name]
+        assert _command(service) == ["python", "-m", f"services.{name}"]
+        env = _environment(service)
+        with monkeypatch.context() as patch:
+            for key in _allowed_settings_variables():
+                patch.delenv(key, raising=False)
+            for key, value in env.items():
+                patch.setenv(key, value)
+            settings = model()
+        assert settings.service == name
+        assert settings.health_host == "0.0.0.0"
+        assert settings.kafka.enable_idempotence is True
+        assert not getattr(settings, "api_callers", None), f"{name} serves no /v1 API"
+        # Its own database, created by the init script, owned by its own role.
+        url = urlsplit(settings.resolved_database_url())
+        assert url.hostname in services
+        assert created.get(url.path.lstrip("/")) == url.username == f"carelink_{name}", name
+        assert url.username in roles
+        assert url.path not in databases, f"{name} shares a database"
+        # Like the services: waits for the topics, checks /health/ready, stops gracefully.
+        assert service["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+        assert "/health/ready" in " ".join(service["healthcheck"]["test"])
+        period = _seconds(service.get("stop_grace_period", "10s"))
+        assert period > settings.shutdown_grace_s, name
+        published = {_published(p)[2]: _published(p)[1] for p in service["ports"]}
+        assert published[env["CARELINK_HEALTH_PORT"]] == str(HOSPITAL_SIDE_PORTS[name]), name
+        # Each reads its configuration file from a mount, not the image's defaults.
+        file_setting = {PORTAL: "portal_users_file", FHIR_GATEWAY: "fhir_clients_file"}[name]
+        targets = {str(v).split(":")[1] for v in service.get("volumes", [])}
+        assert str(getattr(settings, file_setting)) in targets, name
+    # No live demo defaults: the portal's demo accounts and a random session key only in
+    # an explicit local run (CARELINK_ENV=local in .env), as the console.
+    portal = _environment(services[PORTAL])
+    assert portal[LOCAL_RUN_ENV] != "local"
+    assert portal["CARELINK_PORTAL_SECRET_KEY"] == ""
+    # The gateway exits without an EHR client, and the repository lists none: it starts
+    # only when asked for (`--profile fhir`), with the clients file given.
+    assert services[FHIR_GATEWAY]["profiles"] == ["fhir"]
+    assert "profiles" not in services[PORTAL]
 
 
 # The services whose HTTP APIs the console calls.
