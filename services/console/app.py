@@ -60,12 +60,10 @@ API_VERSION = "1.5.0"
 
 def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     settings = settings or ConsoleSettings()
-    generated_key = settings.secret_key is None
-    secret = (
-        secrets.token_urlsafe(32)
-        if settings.secret_key is None
-        else settings.secret_key.get_secret_value()
-    )
+    # Unset or empty (compose passes an empty CONSOLE_SECRET_KEY through): a random key.
+    given = settings.secret_key.get_secret_value() if settings.secret_key else ""
+    generated_key = not given
+    secret = given or secrets.token_urlsafe(32)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -67,3 +67,11 @@ def test_a_local_run_allows_the_demo_accounts_and_no_key() -> None:
 def test_a_users_file_that_does_not_load_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         refuse_unsafe(settings(secret_key=REAL_KEY, users_file=tmp_path / "missing.yaml"))
+
+
+def test_an_empty_key_is_not_a_key(tmp_path: Path) -> None:
+    # compose passes an unset CONSOLE_SECRET_KEY through as an empty value.
+    with pytest.raises(SystemExit):
+        refuse_unsafe(
+            settings(secret_key="", users_file=users_file(tmp_path, "kim", "kims-own-pw"))
+        )
