@@ -1,6 +1,7 @@
 """The Kubernetes resources derived from carelink's own declarations, generated so they
 cannot drift: a Strimzi `KafkaTopic` per topic of the catalogue (contracts/topics.py), a
-`KafkaUser` per service and per registered hospital with exactly its ACLs, and a KEDA
+`KafkaUser` per service, for the portal and the FHIR gateway (hospital systems: write
+referrals, read updates) and per registered hospital with exactly its ACLs, and a KEDA
 `ScaledObject` per consumer group, capped at its topics' partitions.
 
     python -m services.tools.k8s          # write deploy/k8s/base/... (what `make k8s` runs)
@@ -16,6 +17,7 @@ from services.tools.k8s.generate import (
     NAMESPACE,
     Access,
     check,
+    hospital_side_access,
     render,
     service_access,
     write,
@@ -28,6 +30,7 @@ __all__ = [
     "NAMESPACE",
     "Access",
     "check",
+    "hospital_side_access",
     "render",
     "service_access",
     "write",
