@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from faker import Faker
 
@@ -255,3 +256,30 @@ async def test_a_case_past_its_retention_is_previewed_and_destroyed_with_the_cli
     ] == ["retention-expired"]
     again = await asyncio.to_thread(cli, "personal-data", "preview")
     assert r.case_id not in {d["case_id"] for d in again["due"]}
+
+
+async def test_only_the_operator_token_opens_the_destruction_routes(system: LocalSystem) -> None:
+    assert system.info is not None
+    parts = system.info.health["intake"].split("/health/")[0]
+    routes = [
+        ("GET", "/v1/personal-data/destruction", None),
+        ("POST", "/v1/personal-data/destruction", {"limit": 1}),
+        ("GET", "/v1/personal-data/destructions", None),
+    ]
+    async with httpx.AsyncClient(base_url=parts, timeout=20) as api:
+        for method, path, body in routes:
+            anonymous = await api.request(method, path, json=body)
+            assert anonymous.status_code == 401, (method, path)
+            console = await api.request(
+                method,
+                path,
+                json=body,
+                headers={"Authorization": f"Bearer {system.console_token}"},
+            )
+            assert console.status_code == 403, (method, path)
+            assert console.json()["error"] == "forbidden"
+        operator = await api.get(
+            "/v1/personal-data/destructions",
+            headers={"Authorization": f"Bearer {system.operator_token}"},
+        )
+        assert operator.status_code == 200
