@@ -36,7 +36,7 @@ from services.tools.stack.deployables import (
 from services.tools.stack.fhirclient import write_local_client
 
 # The services whose HTTP APIs the console calls.
-CONSOLE_CALLS = ("intake", "referral", "scheduling")
+CONSOLE_CALLS = ("intake", "referral", "scheduling", "outcome")
 # Tansu makes each consumer-group join wait half the session timeout: keep joins fast locally.
 EMBEDDED_KAFKA_ENV = {
     "CARELINK_KAFKA_SESSION_TIMEOUT_MS": "2000",
