@@ -1,11 +1,12 @@
-"""Referral's exit route (issue 10): a coordinator corrects a case's fee support
-before its care plan, with a note.
+"""Referral's exit route (issue 10): a lead corrects a case's fee support before
+its care plan, with a note.
 
     POST /v1/cases/{case_id}/fee-support   {fee_support, note}
     GET  /v1/cases/{case_id}/fee-support   the corrections so far (the audit)
 
-Errors: 404 not-found (no such case, or another centre's), 409 care-plan-set (the
-plan is already priced on the old value), 409 case-closed, 422 invalid-request.
+Errors: 403 forbidden (not a lead), 404 not-found (no such case, or another
+centre's), 409 care-plan-set (the plan is already priced on the old value), 409
+case-closed, 422 invalid-request.
 """
 
 # No `from __future__ import annotations`: FastAPI resolves string annotations in the
@@ -56,7 +57,10 @@ def exits_router(pool: asyncpg.Pool, callers: Callers) -> APIRouter:
 
     @router.post("/cases/{case_id}/fee-support", response_model=FeeSupportView)
     async def correct(actor: Caller, case_id: CaseId, body: FeeSupportBody) -> FeeSupportView:
-        """Correct the case's fee support (`full` or `self-pay`) before its care plan."""
+        """A lead corrects the case's fee support (`full` or `self-pay`) before its care
+        plan (it changes who pays: not a coordinator's call alone)."""
+        if not actor.is_lead:
+            raise ApiError(403, "forbidden", "only a lead may correct a case's fee support")
         if not body.note.strip():
             raise ApiError(422, "invalid-request", "note: say why the fee support changes")
         event = await run(
