@@ -107,6 +107,8 @@ def start_portal(endpoints: Endpoints, base: Path) -> RunningPortal:
         "CARELINK_LOG_FILE": str(base / "portal.log"),
         "CARELINK_LOG_FORMAT": "json",
         "CARELINK_OUTBOX_POLL_INTERVAL_S": "0.5",
+        # A test's portal need not wait long for a graceful stop.
+        "CARELINK_SHUTDOWN_GRACE_S": "3",
         "PYTHONPATH": str(REPO_ROOT),
     }
     process = ServiceProcess("portal", env, base / "portal.log")
