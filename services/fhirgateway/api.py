@@ -368,12 +368,14 @@ def _rest_hook(subscription: dict[str, Any], allow_http: bool) -> tuple[str, lis
 def routes(app: FastAPI, context: ServiceContext[FhirGatewaySettings], clients: Clients) -> None:
 
     async def fhir_error(_request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, FhirError)
+        if not isinstance(exc, FhirError):  # registered for FhirError only
+            raise exc
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return fhir(operation_outcome(exc), exc.status, headers)
 
     async def auth_error(_request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, AuthError)
+        if not isinstance(exc, AuthError):  # registered for AuthError only
+            raise exc
         return JSONResponse(
             {"error": exc.error, "error_description": exc.description},
             status_code=exc.status,

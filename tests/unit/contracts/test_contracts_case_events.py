@@ -102,6 +102,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "carelink.case.discharged.v1": {"discharged_at": "2025-03-10T11:00:00+09:00"},
     "carelink.case.cancelled.v1": {"reason_code": "consent-withdrawn", "cancelled_by": "centre"},
     "carelink.case.fee-support-corrected.v1": {"fee_support": "full", "previous": "self-pay"},
+    "carelink.case.personal-data-destroyed.v1": {"reason": "consent-withdrawn"},
     "carelink.case.care-plan-set.v1": {
         "lines": [PLAN_LINE],
         "total_krw": 80_000,

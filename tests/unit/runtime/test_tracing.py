@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -86,10 +87,17 @@ class FakeConn:
     async def execute(self, sql: str, *args: Any) -> str:
         if sql.startswith("INSERT INTO outbox"):
             self.outbox.append((args[0], decode_headers(args[3])))
+        elif "INSERT INTO outbox" in sql:  # a batch's rows in one statement (outbox.write_many)
+            for topic, headers in zip(args[0], args[3], strict=True):
+                self.outbox.append((topic, decode_headers(json.loads(headers))))
         return "OK"
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         return True  # the inbox claim: every record is new
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, str]]:
+        # The batch's inbox claim (inbox.claim_many): every record is new.
+        return [{"source": s, "event_id": e} for s, e in zip(args[1], args[2], strict=True)]
 
     def transaction(self) -> _Transaction:
         return _Transaction()

@@ -21,6 +21,7 @@ from contracts.intake import (
     CaseSubmissionRefused,
     DischargeDateChanged,
     FieldError,
+    PersonalDataDestroyed,
 )
 from contracts.outcome import CaseClosed, CaseLinkDeclined
 from contracts.reasons import REASONS
@@ -217,6 +218,8 @@ def every_event() -> list[CaseEvent]:
         CaseSubmissionRefused(**COMMON, reason_code="conflicting-duplicate", reason="used"),
         # A step inside the current status: the state machine answers it (issue 10).
         FeeSupportCorrected(**COMMON, fee_support="full", previous="self-pay"),
+        # Says nothing to the hospital: other services delete their free text (issue 10).
+        PersonalDataDestroyed(**COMMON, reason="retention-expired"),
     ]
     return events
 
@@ -500,9 +503,10 @@ def test_every_update_builds_a_valid_status_changed() -> None:
         # And it survives the trip through JSON the hospital receives.
         assert StatusChanged.model_validate_json(message.model_dump_json()) == message
         built += 1
-    # All but the seven events that are no step of their own, CaseResumed (a Resume) and
-    # FeeSupportCorrected (a step inside the current status, which the state machine builds).
-    assert built == len(every_event()) - 9
+    # All but the seven events that are no step of their own, CaseResumed (a Resume),
+    # FeeSupportCorrected (a step inside the current status, which the state machine builds)
+    # and PersonalDataDestroyed (nothing the hospital hears of).
+    assert built == len(every_event()) - 10
 
 
 def test_every_contract_status_is_reachable_from_some_event() -> None:
