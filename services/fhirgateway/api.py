@@ -19,6 +19,7 @@ Another hospital's Task or Subscription does not exist for a token (404).
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -29,7 +30,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from contracts.hospital_v1 import Status
-from services.fhirgateway import capability, codes, mapping, store, usecases
+from services.fhirgateway import capability, codes, mapping, notify, store, usecases
 from services.fhirgateway.auth import AuthError, Caller, Clients
 from services.fhirgateway.outcomes import FHIR_JSON, FhirError, Problem, operation_outcome, single
 from services.fhirgateway.settings import BASE_PATH, FhirGatewaySettings
@@ -224,7 +225,7 @@ def router(gateway: Gateway) -> APIRouter:
         subscription = mapping.parse(await read_json(request), "Subscription")
         endpoint, headers = _rest_hook(subscription, gateway.settings.fhir_allow_http_endpoints)
         sub_id = await usecases.subscribe(gateway.pool, caller, endpoint, headers)
-        answer = {**subscription, "id": sub_id, "status": "active"}
+        answer = _subscription_resource(sub_id, "active", endpoint, subscription.get("reason"))
         return fhir(answer, 201, {"Location": f"{gateway.base_url}/Subscription/{sub_id}"})
 
     @api.get("/Subscription/{sub_id}")
@@ -234,17 +235,36 @@ def router(gateway: Gateway) -> APIRouter:
             row = await store.subscription(conn, caller.hospital_id, sub_id)
         if row is None:
             raise single(404, "not-found", f"no Subscription/{sub_id}")
-        resource: dict[str, Any] = {
-            "resourceType": "Subscription",
-            "id": row["id"],
-            "status": row["status"],
-            "reason": "Task changes",
-            "criteria": codes.TASK_TOPIC,
-            "channel": {"type": "rest-hook", "endpoint": row["endpoint"], "payload": FHIR_JSON},
-        }
+        resource = _subscription_resource(row["id"], row["status"], row["endpoint"], None)
         if row["last_error"]:
             resource["error"] = row["last_error"]
         return fhir(resource)
+
+    @api.get("/Subscription/{sub_id}/$status")
+    async def subscription_status(request: Request, sub_id: str) -> Response:
+        """The Backport's $status operation (a server SHALL support it; every notification
+        names it): a searchset Bundle of the subscription's status Parameters."""
+        caller = await gateway.caller(request, "Subscription", "read")
+        async with gateway.pool.acquire() as conn:
+            row = await store.subscription(conn, caller.hospital_id, sub_id)
+        if row is None:
+            raise single(404, "not-found", f"no Subscription/{sub_id}")
+        status = notify.subscription_status(
+            gateway.base_url, row["id"], row["status"], "query-status", row["events"]
+        )
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "total": 1,
+            "entry": [
+                {
+                    "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                    "resource": status,
+                    "search": {"mode": "match"},
+                }
+            ],
+        }
+        return fhir(bundle)
 
     @api.delete("/Subscription/{sub_id}")
     async def delete_subscription(request: Request, sub_id: str) -> Response:
@@ -255,6 +275,29 @@ def router(gateway: Gateway) -> APIRouter:
         return Response(status_code=204)
 
     return api
+
+
+def _subscription_resource(
+    sub_id: str, status: str, endpoint: str, reason: str | None
+) -> dict[str, Any]:
+    """A Subscription as the gateway keeps it, in the Backport's backport-subscription
+    shape (criteria the topic, payload with its content extension); never its headers."""
+    return {
+        "resourceType": "Subscription",
+        "id": sub_id,
+        "meta": {"profile": [codes.BACKPORT_SUBSCRIPTION_PROFILE]},
+        "status": status,
+        "reason": reason or "Task changes",
+        "criteria": codes.TASK_TOPIC,
+        "channel": {
+            "type": "rest-hook",
+            "endpoint": endpoint,
+            "payload": FHIR_JSON,
+            "_payload": {
+                "extension": [{"url": codes.BACKPORT_PAYLOAD_CONTENT, "valueCode": "id-only"}]
+            },
+        },
+    }
 
 
 def _task_response(gateway: Gateway, state: mapping.TaskState, status: int) -> Response:

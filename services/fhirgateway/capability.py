@@ -95,10 +95,22 @@ def capability_statement(base_url: str, version: str) -> dict[str, Any]:
                     },
                     {
                         "type": "Subscription",
+                        # The one topic, as the Backport advertises topics in R4.
+                        "extension": [
+                            {
+                                "url": codes.BACKPORT_TOPIC_EXTENSION,
+                                "valueCanonical": codes.TASK_TOPIC,
+                            }
+                        ],
+                        "supportedProfile": [codes.BACKPORT_SUBSCRIPTION_PROFILE],
                         "interaction": [{"code": "create"}, {"code": "read"}, {"code": "delete"}],
+                        "operation": [
+                            {"name": "status", "definition": codes.BACKPORT_STATUS_OPERATION}
+                        ],
                         "documentation": (
                             "R4 Subscriptions Backport: criteria "
-                            f"{codes.TASK_TOPIC}, channel rest-hook, payload id-only"
+                            f"{codes.TASK_TOPIC}, channel rest-hook, payload id-only; "
+                            "no Subscription search"
                         ),
                     },
                     {

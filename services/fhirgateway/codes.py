@@ -28,7 +28,16 @@ SDOHCC_SYSTEM = (
     "http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSystemTemporaryCodes"
 )
 CONSENT_SCOPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/consentscope"
-RESULTING_ACTIVITY = "resulting-activity"  # SDOHCC: a Task output naming what was done
+# SDOHCC ServiceRequest.orderDetail (slice SubjectContactDetail): the person does not want
+# to be contacted; the guide's form of the contract's `do_not_contact`.
+CONTACTING_SUBJECT_PROHIBITED = "contacting-subject-prohibited"
+# The guide's referral Task profile. The served Task does not claim it (no meta.profile):
+# the profile requires `focus` and `for`, which name the EHR's resources and patient (the
+# gateway keeps no personal data), and its status value set excludes `received`, a status
+# of the frozen contract (README "FHIR gateway", "What the guide says").
+SDOHCC_TASK_PROFILE = (
+    "http://hl7.org/fhir/us/sdoh-clinicalcare/StructureDefinition/SDOHCC-TaskForReferralManagement"
+)
 
 
 def system(name: str) -> str:
@@ -173,3 +182,8 @@ BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
 BACKPORT_PAYLOAD_CONTENT = f"{BACKPORT}/backport-payload-content"
 BACKPORT_STATUS_PROFILE = f"{BACKPORT}/backport-subscription-status-r4"
 BACKPORT_NOTIFICATION_PROFILE = f"{BACKPORT}/backport-subscription-notification-r4"
+BACKPORT_SUBSCRIPTION_PROFILE = f"{BACKPORT}/backport-subscription"
+BACKPORT_TOPIC_EXTENSION = f"{BACKPORT}/capabilitystatement-subscriptiontopic-canonical"
+BACKPORT_STATUS_OPERATION = (
+    "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-status"
+)

@@ -269,6 +269,8 @@ def submission(
     }
     if inputs.has("do-not-contact"):
         data[at("do_not_contact", inputs.path("do-not-contact"))] = inputs.value("do-not-contact")
+    elif _contact_prohibited(service_request):
+        data[at("do_not_contact", f"{service_request.path}.orderDetail")] = True
     event = validate_contract(ReferralSubmitted, data, paths)
     return Submission(system, event)
 
@@ -336,6 +338,16 @@ def _services(service_request: Found) -> list[str | None]:
         for coding in detail.get("coding", [])
         if coding.get("system") == codes.SERVICE_SYSTEM
     ]
+
+
+def _contact_prohibited(service_request: Found) -> bool:
+    """The SDOHCC form of do-not-contact: an orderDetail coded contacting-subject-prohibited."""
+    return any(
+        coding.get("system") == codes.SDOHCC_SYSTEM
+        and coding.get("code") == codes.CONTACTING_SUBJECT_PROHIBITED
+        for detail in service_request.resource.get("orderDetail", [])
+        for coding in detail.get("coding", [])
+    )
 
 
 def human_name(names: Sequence[Mapping[str, Any]]) -> str | None:
@@ -682,8 +694,8 @@ def task_resource(state: TaskState) -> Resource:
         if state.reason:
             reason["coding"][0]["display"] = state.reason
         # The Korean text for the social worker reading the EHR; English in the coding.
-        if state.reason_ko or state.reason:
-            reason["text"] = state.reason_ko or state.reason
+        # SDOHCC requires statusReason.text, so the code stands in when there is no text.
+        reason["text"] = state.reason_ko or state.reason or state.reason_code
         task["statusReason"] = reason
     if state.status == "completed" and state.outcome_report is not None:
         task["output"] = outcome_outputs(state.outcome_report)
@@ -718,9 +730,10 @@ def _money(amount: Any) -> Resource:
 
 
 def _output_type(code: str, service: str | None = None) -> Resource:
+    # Not SDOHCC `resulting-activity`: the guide types with it only outputs whose value is
+    # a Reference(SDOHCC Procedure) or a US Core procedure code, and carelink has neither
+    # (its services have no such code; units and costs are a Quantity and Money).
     coding = [{"system": codes.OUTPUT_SYSTEM, "code": code}]
-    if code == "service-delivered":
-        coding.insert(0, {"system": codes.SDOHCC_SYSTEM, "code": codes.RESULTING_ACTIVITY})
     if service is not None:
         coding.append({"system": codes.SERVICE_SYSTEM, "code": service})
     return {"coding": coding, "text": f"{code} {service}" if service else code}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,31 +29,50 @@ from services.lib.runtime.logging import get_logger
 log = get_logger(__name__)
 
 
+def subscription_status(
+    base_url: str, subscription_id: str, status: str, kind: str, events: int
+) -> dict[str, Any]:
+    """The Backport's R4 SubscriptionStatus (a Parameters, profile
+    backport-subscription-status-r4), of a notification or of `$status` (pure)."""
+    return {
+        "resourceType": "Parameters",
+        "meta": {"profile": [codes.BACKPORT_STATUS_PROFILE]},
+        "parameter": [
+            {
+                "name": "subscription",
+                "valueReference": {"reference": f"{base_url}/Subscription/{subscription_id}"},
+            },
+            {"name": "topic", "valueCanonical": codes.TASK_TOPIC},
+            {"name": "status", "valueCode": status},
+            {"name": "type", "valueCode": kind},
+            {"name": "events-since-subscription-start", "valueString": str(events)},
+        ],
+    }
+
+
 def notification_bundle(
     base_url: str, subscription_id: str, task_id: str, event_number: int, now: datetime
 ) -> dict[str, Any]:
     """The id-only notification of one Task change (pure)."""
     subscription = f"{base_url}/Subscription/{subscription_id}"
     task = f"{base_url}/Task/{task_id}"
-    status = {
-        "resourceType": "Parameters",
-        "meta": {"profile": [codes.BACKPORT_STATUS_PROFILE]},
-        "parameter": [
-            {"name": "subscription", "valueReference": {"reference": subscription}},
-            {"name": "topic", "valueCanonical": codes.TASK_TOPIC},
-            {"name": "status", "valueCode": "active"},
-            {"name": "type", "valueCode": "event-notification"},
-            {"name": "events-since-subscription-start", "valueString": str(event_number)},
-            {
-                "name": "notification-event",
-                "part": [
-                    {"name": "event-number", "valueString": str(event_number)},
-                    {"name": "timestamp", "valueInstant": now.isoformat()},
-                    {"name": "focus", "valueReference": {"reference": task}},
-                ],
-            },
-        ],
-    }
+    status = subscription_status(
+        base_url, subscription_id, "active", "event-notification", event_number
+    )
+    # id-only: the Backport puts the Task's reference in notification-event.focus.
+    status["parameter"].append(
+        {
+            "name": "notification-event",
+            "part": [
+                {"name": "event-number", "valueString": str(event_number)},
+                {"name": "timestamp", "valueInstant": now.isoformat()},
+                {"name": "focus", "valueReference": {"reference": task}},
+            ],
+        }
+    )
+    # A urn:uuid must be a UUID: one derived from the subscription and event number, so a
+    # retried delivery carries the same one.
+    status_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{subscription}#{event_number}")
     return {
         "resourceType": "Bundle",
         "meta": {"profile": [codes.BACKPORT_NOTIFICATION_PROFILE]},
@@ -60,7 +80,7 @@ def notification_bundle(
         "timestamp": now.isoformat(),
         "entry": [
             {
-                "fullUrl": f"urn:uuid:{subscription_id}-{event_number}",
+                "fullUrl": f"urn:uuid:{status_id}",
                 "resource": status,
                 "request": {"method": "GET", "url": f"{subscription}/$status"},
                 "response": {"status": "200"},

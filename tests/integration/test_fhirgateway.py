@@ -273,6 +273,14 @@ async def test_a_subscription_is_notified_when_an_update_moves_the_task(
     assert "resource" not in hook.received[0]["entry"][1]
     for personal in (data["patient"]["name"], data["patient"]["phone"], data["referral_id"]):
         assert personal not in text
+    # The Backport's $status, which every notification names, answers (issue 14).
+    number = next(p for p in event["part"] if p["name"] == "event-number")["valueString"]
+    queried = await ehr_a.get(f"/Subscription/{answer.json()['id']}/$status")
+    assert queried.status_code == 200, queried.text
+    current = {p["name"]: p for p in queried.json()["entry"][0]["resource"]["parameter"]}
+    assert current["type"]["valueCode"] == "query-status"
+    assert current["status"]["valueCode"] == "active"
+    assert current["events-since-subscription-start"]["valueString"] == number
     task = (await ehr_a.get(f"/Task/{task_id}")).json()
     assert task["status"] == "received"
     assert task["businessStatus"]["coding"][0]["code"] == "received"
