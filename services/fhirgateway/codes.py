@@ -34,7 +34,7 @@ CONTACTING_SUBJECT_PROHIBITED = "contacting-subject-prohibited"
 # The guide's referral Task profile. The served Task does not claim it (no meta.profile):
 # the profile requires `focus` and `for`, which name the EHR's resources and patient (the
 # gateway keeps no personal data), and its status value set excludes `received`, a status
-# of the frozen contract (README "FHIR gateway", "What the guide says").
+# of the frozen contract (README "FHIR gateway", "What the guides say").
 SDOHCC_TASK_PROFILE = (
     "http://hl7.org/fhir/us/sdoh-clinicalcare/StructureDefinition/SDOHCC-TaskForReferralManagement"
 )
