@@ -29,6 +29,7 @@ from services.lib.policy import (
     fit_to_cap,
     price_plan,
 )
+from services.lib.policy.deadlines import DeadlineRule
 
 # What the walking skeleton plans when nobody chooses quantities: a modest first
 # week of each requested service, in the service's own unit.
@@ -81,9 +82,6 @@ def plan_lines(fit: CapFit) -> list[PlanLine]:
 # task's deadline: a facility day or a meal is a day; home care is taken as two hours a
 # day (four half-hours), the hourly services as two hours a day.
 _UNITS_PER_DAY = {"per_day": 1, "per_meal": 1, "per_30_min": 4, "per_hour": 2}
-# The delivery task is due this long after the last line's planned end: providers report
-# a little after the fact.
-DELIVERY_GRACE = timedelta(days=7)
 # How far ahead a line may be planned to start.
 MAX_START_AHEAD = timedelta(days=180)
 
@@ -193,14 +191,19 @@ def planned_days(unit: str, quantity: int) -> int:
     return max(1, -(-quantity // per_day))
 
 
-def delivery_due(lines: Sequence[OrderedLine]) -> datetime:
-    """The delivery task's deadline: the end of the last line's planned period (Seoul
-    time) plus the grace for reports."""
+def delivery_period_end(lines: Sequence[OrderedLine]) -> datetime:
+    """The end of the last line's planned period: midnight after its last day, Seoul time."""
     last = max(
         line.planned_start + timedelta(days=planned_days(line.unit, line.quantity))
         for line in lines
     )
-    return datetime.combine(last, time.min, tzinfo=SEOUL_TZ) + DELIVERY_GRACE
+    return datetime.combine(last, time.min, tzinfo=SEOUL_TZ)
+
+
+def delivery_due(lines: Sequence[OrderedLine], rule: DeadlineRule, priority: str) -> datetime:
+    """The delivery task's deadline: the policy's rule (`deadlines.delivery`, a grace for
+    the providers' reports) from the end of the last line's planned period."""
+    return rule.due(delivery_period_end(lines), priority)
 
 
 # ---------------------------------------------------------------------------------------

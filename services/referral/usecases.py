@@ -607,7 +607,7 @@ class Coordinator:
                 kind=DELIVERY,
                 centre_id=case.centre_id,
                 priority=case.priority,
-                due_at=domain.delivery_due(ordered),
+                due_at=domain.delivery_due(ordered, policy.deadlines.delivery, case.priority),
                 hospital_id=case.hospital_id,
                 expected_discharge_date=case.expected_discharge_date,
             )

@@ -15,13 +15,17 @@ from services.scheduling.usecases import CaseEvents
 
 
 def _handler(context: ServiceContext[SchedulingSettings]) -> Handler:
-    return CaseEvents(horizon_days=context.settings.postponement_horizon_days).handler()
+    return CaseEvents(
+        horizon_days=context.settings.postponement_horizon_days, policies=context.policies
+    ).handler()
 
 
 SPEC: ServiceSpec[SchedulingSettings] = ServiceSpec(
     name="scheduling",
     settings=SchedulingSettings,
     findings_file=lambda settings: settings.findings_file,
+    # The yearly policies' deadline rules date the visits (issue 10).
+    policy_dir=lambda settings: settings.policy_dir,
     migrations=Path(__file__).with_name("migrations"),
     extra_migrations=(("tasks", TASKS_MIGRATIONS),),
     topics=lambda _registry: [CASES],

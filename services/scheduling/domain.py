@@ -17,9 +17,11 @@ from typing import Any, Literal
 from contracts.cases import CaseEvent
 from contracts.scheduling import CaseOnHold, CaseResumed, VisitDone, VisitKind, VisitScheduled
 from services.lib.policy import SEOUL_TZ, Findings
+from services.lib.policy.deadlines import DayRule, DeadlineRule, DeadlineRules
 
-# Post-discharge visit within 72 hours of the actual discharge (programme design).
-POST_DISCHARGE_WITHIN = timedelta(hours=72)
+# The programme's rules (domain.md), for callers that have no policy year to go by; the
+# use cases pass the rules of the case's policy year (`deadlines` in its policy file).
+PROGRAMME_RULES = DeadlineRules()
 PRE_DISCHARGE = "pre-discharge-visit"
 POST_DISCHARGE = "post-discharge-visit"
 TASK_KIND: dict[VisitKind, str] = {"pre-discharge": PRE_DISCHARGE, "post-discharge": POST_DISCHARGE}
@@ -38,14 +40,17 @@ def finding_problems(codes: Sequence[str], vocabulary: Findings) -> tuple[str, .
     )
 
 
-def pre_discharge_window(now: datetime, expected_discharge: date) -> tuple[datetime, datetime]:
-    """From now until the start of the expected discharge day (Seoul time): the visit or
-    call must happen before the patient leaves.
+def pre_discharge_window(
+    now: datetime, expected_discharge: date, rule: DayRule = PROGRAMME_RULES.pre_discharge_visit
+) -> tuple[datetime, datetime]:
+    """From now until the policy's day (`deadlines.pre-discharge-visit`: the start of the
+    expected discharge day, Seoul time): the visit or call must happen before the patient
+    leaves.
 
     If that day is already here, the window is the rest of today: a call is still
     better than nothing, and the coordinator sees it as due at once.
     """
-    end = datetime.combine(expected_discharge, time.min, tzinfo=SEOUL_TZ)
+    end = rule.due(expected_discharge)
     if end <= now:
         end = datetime.combine(
             now.astimezone(SEOUL_TZ).date() + timedelta(days=1), time.min, tzinfo=SEOUL_TZ
@@ -53,8 +58,14 @@ def pre_discharge_window(now: datetime, expected_discharge: date) -> tuple[datet
     return now, end
 
 
-def post_discharge_window(discharged_at: datetime) -> tuple[datetime, datetime]:
-    return discharged_at, discharged_at + POST_DISCHARGE_WITHIN
+def post_discharge_window(
+    discharged_at: datetime,
+    priority: str = "routine",
+    rule: DeadlineRule = PROGRAMME_RULES.post_discharge_visit,
+) -> tuple[datetime, datetime]:
+    """From the actual discharge until the policy's rule (`deadlines.post-discharge-visit`:
+    72 clock hours) says."""
+    return discharged_at, rule.due(discharged_at, priority)
 
 
 def postponed_beyond_horizon(now: datetime, expected_discharge: date, horizon_days: int) -> bool:
@@ -86,6 +97,9 @@ class Case:
     services_linked: bool = False
     hold_reason: str | None = None
     closed: bool = False
+    # The policy year intake chose (CaseAccepted): its file's deadline rules date the
+    # visits. None for a case accepted before scheduling kept it.
+    policy_year: int | None = None
 
 
 @dataclass(frozen=True)
@@ -147,7 +161,14 @@ class Decision:
 # case's live visit task of each kind, by task kind; a kind without one is absent.
 
 
-def on_review(case: Case, *, eligible: bool, now: datetime, horizon_days: int) -> Decision:
+def on_review(
+    case: Case,
+    *,
+    eligible: bool,
+    now: datetime,
+    horizon_days: int,
+    rules: DeadlineRules = PROGRAMME_RULES,
+) -> Decision:
     """The review's decision: plan the pre-discharge visit, or close an ineligible case.
 
     A patient already home has missed that visit; a discharge beyond the horizon
@@ -159,7 +180,7 @@ def on_review(case: Case, *, eligible: bool, now: datetime, horizon_days: int) -
     case = replace(case, reviewed=True)
     if case.discharged_at is not None:
         return Decision(case, _missed_pre_visit(case, now))
-    start, end = pre_discharge_window(now, case.expected_discharge_date)
+    start, end = pre_discharge_window(now, case.expected_discharge_date, rules.pre_discharge_visit)
     if postponed_beyond_horizon(now, case.expected_discharge_date, horizon_days):
         held, hold_steps = _hold(case, "discharge-postponed", PRE_DISCHARGE, now)
         return Decision(held, (CreateTask(PRE_DISCHARGE, start, end), *hold_steps))
@@ -168,7 +189,13 @@ def on_review(case: Case, *, eligible: bool, now: datetime, horizon_days: int) -
 
 
 def on_discharge_date_changed(
-    case: Case, live: Mapping[str, str], expected: date, *, now: datetime, horizon_days: int
+    case: Case,
+    live: Mapping[str, str],
+    expected: date,
+    *,
+    now: datetime,
+    horizon_days: int,
+    rules: DeadlineRules = PROGRAMME_RULES,
 ) -> Decision:
     """The hospital moved the discharge: the pre-discharge visit's window moves with it.
 
@@ -180,7 +207,7 @@ def on_discharge_date_changed(
     pre = live.get(PRE_DISCHARGE)
     if pre is None:
         return Decision(case)
-    start, end = pre_discharge_window(now, expected)
+    start, end = pre_discharge_window(now, expected, rules.pre_discharge_visit)
     steps: list[Step] = [ReplanTask(PRE_DISCHARGE, start, end)]
     if postponed_beyond_horizon(now, expected, horizon_days):
         if case.hold_reason != "discharge-postponed":
@@ -204,7 +231,12 @@ def on_readmitted(case: Case, expected: date, *, now: datetime) -> Decision:
 
 
 def on_discharged(
-    case: Case, live: Mapping[str, str], discharged_at: datetime, *, now: datetime
+    case: Case,
+    live: Mapping[str, str],
+    discharged_at: datetime,
+    *,
+    now: datetime,
+    rules: DeadlineRules = PROGRAMME_RULES,
 ) -> Decision:
     """Home: a pre-discharge visit still to do is missed; the post-discharge visit is
     planned (services linked) or resumes (after a readmission)."""
@@ -215,7 +247,7 @@ def on_discharged(
     if PRE_DISCHARGE in live:
         steps += _missed_pre_visit(case, now)
     post = live.get(POST_DISCHARGE)
-    start, end = post_discharge_window(discharged_at)
+    start, end = post_discharge_window(discharged_at, case.priority, rules.post_discharge_visit)
     if post == "suspended":
         steps += [
             ResumeTask(POST_DISCHARGE, start, end),
@@ -223,11 +255,13 @@ def on_discharged(
             Emit(_scheduled(case, POST_DISCHARGE, start, end, now)),
         ]
     elif post is None and case.services_linked:
-        steps.append(_plan_post_visit(case, discharged_at, now))
+        steps.append(_plan_post_visit(case, discharged_at, now, rules))
     return Decision(case, tuple(steps))
 
 
-def on_services_linked(case: Case, *, now: datetime) -> Decision:
+def on_services_linked(
+    case: Case, *, now: datetime, rules: DeadlineRules = PROGRAMME_RULES
+) -> Decision:
     """Services are ordered (linked): a patient already home (and not on hold) gets the
     post-discharge visit now, otherwise it waits for the discharge."""
     if case.closed:
@@ -235,7 +269,7 @@ def on_services_linked(case: Case, *, now: datetime) -> Decision:
     case = replace(case, services_linked=True)
     if case.discharged_at is None or case.hold_reason is not None:
         return Decision(case)
-    return Decision(case, (_plan_post_visit(case, case.discharged_at, now),))
+    return Decision(case, (_plan_post_visit(case, case.discharged_at, now, rules),))
 
 
 def close(case: Case) -> Decision:
@@ -305,8 +339,10 @@ def _missed_pre_visit(case: Case, now: datetime) -> tuple[Step, ...]:
     return CancelTasks((PRE_DISCHARGE,)), Emit(missed)
 
 
-def _plan_post_visit(case: Case, discharged_at: datetime, now: datetime) -> CreateTask:
-    start, end = post_discharge_window(discharged_at)
+def _plan_post_visit(
+    case: Case, discharged_at: datetime, now: datetime, rules: DeadlineRules
+) -> CreateTask:
+    start, end = post_discharge_window(discharged_at, case.priority, rules.post_discharge_visit)
     scheduled = _scheduled(case, POST_DISCHARGE, start, end, now)
     return CreateTask(POST_DISCHARGE, start, end, if_created=scheduled)
 

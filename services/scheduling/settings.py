@@ -7,13 +7,14 @@ from typing import Literal
 
 from pydantic import Field
 
+from services.lib.policy.settings import PolicySettings
 from services.lib.runtime.callers import CallerSettings
 from services.lib.tasks.settings import TaskSettings
 
 DEFAULT_PORT = 8183
 
 
-class SchedulingSettings(TaskSettings, CallerSettings):
+class SchedulingSettings(TaskSettings, PolicySettings, CallerSettings):
     service: Literal["scheduling"] = "scheduling"
     health_port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
     # Failed contact attempts before a visit puts the case on hold as `unreachable`.

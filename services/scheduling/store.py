@@ -10,7 +10,8 @@ import asyncpg
 from services.scheduling.domain import Case
 
 _CASE_COLUMNS = ", ".join(f.name for f in fields(Case))
-# What the use cases change; the ids, centre and priority are set once on acceptance.
+# What the use cases change; the ids, centre, priority and policy year are set once on
+# acceptance.
 _MUTABLE = (
     "expected_discharge_date",
     "reviewed",
@@ -30,17 +31,19 @@ async def add_case(
     centre_id: str,
     priority: str,
     expected_discharge_date: date,
+    policy_year: int | None = None,
 ) -> bool:
     result: str = await conn.execute(
         """INSERT INTO cases (case_id, hospital_id, referral_id, centre_id, priority,
-                              expected_discharge_date)
-           VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (case_id) DO NOTHING""",
+                              expected_discharge_date, policy_year)
+           VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (case_id) DO NOTHING""",
         case_id,
         hospital_id,
         referral_id,
         centre_id,
         priority,
         expected_discharge_date,
+        policy_year,
     )
     return result.endswith(" 1")
 

@@ -28,7 +28,8 @@ from contracts.intake import (
 from contracts.outcome import CaseClosed
 from contracts.referral import CaseFailed, ReviewCompleted, ServicesLinked, ServicesOrdered
 from contracts.scheduling import VisitDone
-from services.lib.policy import Findings, load_findings
+from services.lib.policy import SEOUL_TZ, Findings, PolicyBook, PolicyNotFound, load_findings
+from services.lib.policy.deadlines import DeadlineRules
 from services.lib.runtime.events import CaseEventRouter, emit
 from services.lib.runtime.logging import get_logger
 from services.lib.runtime.pipeline import Handler, Record
@@ -93,8 +94,23 @@ async def _apply(
 
 
 class CaseEvents:
-    def __init__(self, *, horizon_days: int) -> None:
+    """`policies`: the yearly policies, whose `deadlines` date the visits (the case's
+    policy year, as intake chose it); None: the programme's rules (domain.PROGRAMME_RULES)."""
+
+    def __init__(self, *, horizon_days: int, policies: PolicyBook | None = None) -> None:
         self._horizon = horizon_days
+        self._policies = policies
+
+    def _rules(self, case: Case, now: datetime) -> DeadlineRules:
+        if self._policies is None:
+            return domain.PROGRAMME_RULES
+        try:
+            if case.policy_year is not None and case.policy_year in self._policies.years:
+                return self._policies.for_year(case.policy_year).deadlines
+            # A case accepted before scheduling kept its policy year: today's policy.
+            return self._policies.for_date(now.astimezone(SEOUL_TZ).date()).deadlines
+        except PolicyNotFound:
+            return domain.PROGRAMME_RULES
 
     def handler(self) -> Handler:
         return CaseEventRouter(
@@ -123,6 +139,7 @@ class CaseEvents:
             centre_id=ev.centre_id,
             priority=ev.priority,
             expected_discharge_date=ev.expected_discharge_date,
+            policy_year=ev.policy_year,
         )
 
     async def _reviewed(
@@ -131,11 +148,13 @@ class CaseEvents:
         case = await store.lock_case(conn, ev.case_id)
         if case is None:
             return
+        now = datetime.now(UTC)
         decision = domain.on_review(
             case,
             eligible=ev.decision == "eligible",
-            now=datetime.now(UTC),
+            now=now,
             horizon_days=self._horizon,
+            rules=self._rules(case, now),
         )
         await _apply(conn, case, decision, record)
 
@@ -145,12 +164,14 @@ class CaseEvents:
         case = await store.lock_case(conn, ev.case_id)
         if case is None:
             return
+        now = datetime.now(UTC)
         decision = domain.on_discharge_date_changed(
             case,
             await _live(conn, ev.case_id),
             ev.expected_discharge_date,
-            now=datetime.now(UTC),
+            now=now,
             horizon_days=self._horizon,
+            rules=self._rules(case, now),
         )
         await _apply(conn, case, decision, record)
 
@@ -169,8 +190,13 @@ class CaseEvents:
         case = await store.lock_case(conn, ev.case_id)
         if case is None:
             return
+        now = datetime.now(UTC)
         decision = domain.on_discharged(
-            case, await _live(conn, ev.case_id), ev.discharged_at, now=datetime.now(UTC)
+            case,
+            await _live(conn, ev.case_id),
+            ev.discharged_at,
+            now=now,
+            rules=self._rules(case, now),
         )
         await _apply(conn, case, decision, record)
 
@@ -180,7 +206,9 @@ class CaseEvents:
         case = await store.lock_case(conn, ev.case_id)
         if case is None:
             return
-        await _apply(conn, case, domain.on_services_linked(case, now=datetime.now(UTC)), record)
+        now = datetime.now(UTC)
+        decision = domain.on_services_linked(case, now=now, rules=self._rules(case, now))
+        await _apply(conn, case, decision, record)
 
     async def _closed(
         self, conn: asyncpg.Connection, record: Record, ev: CaseCancelled | CaseFailed | CaseClosed

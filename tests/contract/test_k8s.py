@@ -710,7 +710,7 @@ def test_registry_and_policies_come_from_the_generated_config_maps(
         volumes = {v["name"]: v for v in pod["volumes"]}
         mounts = {m["mountPath"]: m["name"] for m in _container(deployment)["volumeMounts"]}
         wanted = {"CARELINK_REGISTRY_FILE": registry["metadata"]["name"]}
-        if name in {"intake", "referral"}:
+        if name in {"intake", "referral", "scheduling"}:
             wanted["CARELINK_POLICY_DIR"] = policy["metadata"]["name"]
         if name == "referral":
             wanted["CARELINK_PROVIDERS_FILE"] = providers["metadata"]["name"]

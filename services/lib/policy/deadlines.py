@@ -62,36 +62,76 @@ class DeadlineRule(_Frozen):
         return due_after(start, self.allowance(priority))
 
 
+class DayRule(_Frozen):
+    """A deadline set by a date, not a duration: the start (midnight, Seoul time) of the
+    day named in `from_`, less `days_before` days. The pre-discharge visit is due before
+    the patient leaves: at the start of the expected discharge day."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    from_: str = Field(alias="from", min_length=1, max_length=80)
+    days_before: Annotated[int, Field(strict=True, ge=0, le=31)] = 0
+
+    def due(self, day: date) -> datetime:
+        return datetime.combine(day - timedelta(days=self.days_before), time.min, tzinfo=SEOUL_TZ)
+
+
+def _rule(start: str, routine: dict[str, object], urgent: dict[str, object]) -> DeadlineRule:
+    return DeadlineRule.model_validate({"from": start, "routine": routine, "urgent": urgent})
+
+
 class DeadlineRules(_Frozen):
-    """The deadline rules per task kind that carelink computes from a duration. The
-    visits' windows are not here: the pre-discharge visit is due before the expected
-    discharge, the delivery at the end of the plan's period (dates, not durations)."""
+    """The deadline rule of every kind of coordinator task. The defaults are the
+    programme's (domain.md); each year's policy file states them under `deadlines`."""
 
     # First contact: a coordinator reviews the referral (and calls).
-    review: DeadlineRule = DeadlineRule.model_validate(
-        {
-            "from": "the hospital's submission (submitted_at)",
-            "routine": {"hours": 72, "counting": "business-days"},
-            "urgent": {"hours": 24, "counting": "calendar"},
-        }
+    review: DeadlineRule = _rule(
+        "the hospital's submission (submitted_at)",
+        {"hours": 72, "counting": "business-days"},
+        {"hours": 24, "counting": "calendar"},
+    )
+    # The pre-discharge visit or call: before the expected discharge date.
+    pre_discharge_visit: DayRule = Field(
+        default=DayRule.model_validate({"from": "the expected discharge date", "days_before": 0}),
+        alias="pre-discharge-visit",
     )
     care_plan: DeadlineRule = Field(
-        default=DeadlineRule.model_validate(
-            {
-                "from": "the pre-discharge visit done",
-                "routine": {"hours": 72, "counting": "business-days"},
-                "urgent": {"hours": 72, "counting": "calendar"},
-            }
+        default=_rule(
+            "the pre-discharge visit done",
+            {"hours": 72, "counting": "business-days"},
+            {"hours": 72, "counting": "calendar"},
         ),
         alias="care-plan",
+    )
+    # The post-discharge visit: within 72 hours of the actual discharge (programme design).
+    post_discharge_visit: DeadlineRule = Field(
+        default=_rule(
+            "the actual discharge (discharged_at)",
+            {"hours": 72, "counting": "calendar"},
+            {"hours": 72, "counting": "calendar"},
+        ),
+        alias="post-discharge-visit",
+    )
+    # The delivery task (the providers' reports): a week after the last ordered line's
+    # planned period ends, for late reports.
+    delivery: DeadlineRule = _rule(
+        "the end of the last ordered line's planned period (midnight, Seoul time)",
+        {"hours": 168, "counting": "calendar"},
+        {"hours": 168, "counting": "calendar"},
     )
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     def for_kind(self, kind: str) -> DeadlineRule:
-        rule = {"review": self.review, "care-plan": self.care_plan}.get(kind)
+        """The duration rule of a task kind (the pre-discharge visit's is a DayRule)."""
+        rule = {
+            "review": self.review,
+            "care-plan": self.care_plan,
+            "post-discharge-visit": self.post_discharge_visit,
+            "delivery": self.delivery,
+        }.get(kind)
         if rule is None:
-            raise KeyError(f"no deadline rule for task kind {kind!r}")
+            raise KeyError(f"no duration deadline rule for task kind {kind!r}")
         return rule
 
 

@@ -125,3 +125,62 @@ def test_a_policy_file_with_an_unknown_counting_is_refused_naming_the_field(
         load_policies(directory)
     assert "deadlines.review.routine.counting" in str(info.value)
     assert path.name in str(info.value)
+
+
+def test_every_shipped_policy_states_every_task_kinds_rule_with_the_programmes_values() -> None:
+    book = load_policies(DEFAULT_POLICY_DIR)
+    clock_72 = Allowance(hours=72, counting="calendar")
+    week = Allowance(hours=168, counting="calendar")
+    for policy in book.policies:
+        rules = policy.deadlines
+        # Stated in the file, not taken from the code's defaults.
+        stated = policy.deadlines.model_fields_set
+        assert {"review", "pre_discharge_visit", "care_plan"} <= stated, policy.year
+        assert {"post_discharge_visit", "delivery"} <= stated, policy.year
+        assert rules.pre_discharge_visit.days_before == 0, policy.year
+        post = rules.for_kind("post-discharge-visit")
+        assert (post.routine, post.urgent) == (clock_72, clock_72), policy.year
+        delivery = rules.for_kind("delivery")
+        assert (delivery.routine, delivery.urgent) == (week, week), policy.year
+
+
+def test_the_pre_discharge_visit_is_due_at_the_start_of_the_discharge_day_in_seoul() -> None:
+    rule = DeadlineRules().pre_discharge_visit
+    assert rule.due(date(2026, 12, 10)) == kst(2026, 12, 10, 0, 0)
+    earlier = rule.model_copy(update={"days_before": 1})
+    assert earlier.due(date(2026, 12, 10)) == kst(2026, 12, 9, 0, 0)
+
+
+def test_the_post_discharge_visit_is_due_72_clock_hours_after_the_discharge() -> None:
+    rule = DeadlineRules().post_discharge_visit
+    friday = kst(2026, 11, 27, 15, 30)  # clock hours: the weekend counts
+    assert rule.due(friday, "routine") == kst(2026, 11, 30, 15, 30)
+    assert rule.due(friday, "urgent") == kst(2026, 11, 30, 15, 30)
+
+
+def test_the_delivery_task_is_due_a_week_after_the_planned_period() -> None:
+    end = kst(2026, 12, 22, 0, 0)
+    assert DeadlineRules().delivery.due(end, "routine") == kst(2026, 12, 29, 0, 0)
+
+
+def test_a_task_kind_without_a_duration_rule_is_named() -> None:
+    with pytest.raises(KeyError, match="pre-discharge-visit"):
+        DeadlineRules().for_kind("pre-discharge-visit")
+
+
+def test_a_policy_file_may_change_the_post_discharge_rule(tmp_path: Path) -> None:
+    directory = tmp_path / "policy"
+    shutil.copytree(DEFAULT_POLICY_DIR, directory)
+    path = directory / "2026.yaml"
+    text = path.read_text(encoding="utf-8")
+    old = """  post-discharge-visit:
+    from: the actual discharge (discharged_at)
+    routine: {hours: 72, counting: calendar}"""
+    assert old in text
+    new = old.replace("{hours: 72, counting: calendar}", "{hours: 48, counting: business-days}")
+    path.write_text(text.replace(old, new, 1), "utf-8")
+
+    rule = load_policies(directory).for_year(2026).deadlines.post_discharge_visit
+    friday = kst(2026, 11, 27, 10, 0)
+    assert rule.due(friday, "routine") == kst(2026, 12, 1, 10, 0)
+    assert rule.due(friday, "urgent") == kst(2026, 11, 30, 10, 0)

@@ -45,7 +45,9 @@ def test_the_policy_folder_is_read_by_the_services_that_apply_policies(
     assert intake.policy_dir == tmp_path
     assert intake.database_url == "postgresql://example/intake"
     assert ReferralSettings().policy_dir == tmp_path
-    assert "policy_dir" not in SchedulingSettings.model_fields
+    # Scheduling dates the visits by the policies' deadline rules (issue 10).
+    assert SchedulingSettings().policy_dir == tmp_path
+    assert "policy_dir" not in OutcomeSettings.model_fields
 
 
 def test_each_service_has_its_own_name_and_port() -> None:

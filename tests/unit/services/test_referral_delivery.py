@@ -175,9 +175,16 @@ def test_the_delivery_task_is_due_a_week_after_the_last_planned_end() -> None:
         today=TODAY,
         expected_discharge=None,
     )
-    due = domain.delivery_due(domain.order(fit, chosen))
-    # meals end 12-14, home care 12-22: due on 12-29 at midnight, Seoul time.
-    assert due == datetime(2026, 12, 29, tzinfo=SEOUL_TZ)
+    ordered = domain.order(fit, chosen)
+    rule = POLICY_2026.deadlines.delivery
+    # meals end 12-14, home care 12-22: the period ends on 12-22 at midnight, Seoul time;
+    # the 2026 policy gives the reports a week (168 clock hours): due on 12-29.
+    assert domain.delivery_period_end(ordered) == datetime(2026, 12, 22, tzinfo=SEOUL_TZ)
+    assert domain.delivery_due(ordered, rule, "routine") == datetime(2026, 12, 29, tzinfo=SEOUL_TZ)
+    shorter = rule.model_copy(update={"routine": rule.routine.model_copy(update={"hours": 48})})
+    assert domain.delivery_due(ordered, shorter, "routine") == datetime(
+        2026, 12, 24, tzinfo=SEOUL_TZ
+    )
 
 
 # ------------------------------------------------------------------ line states

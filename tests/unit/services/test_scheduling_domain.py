@@ -87,3 +87,25 @@ def test_postponed_beyond_horizon_counts_days_from_the_seoul_date() -> None:
 )
 def test_unreachable_at_or_above_max_attempts(attempts: int, expected: bool) -> None:
     assert unreachable(attempts, 3) is expected
+
+
+def test_the_visit_windows_follow_the_rules_they_are_given() -> None:
+    from services.lib.policy.deadlines import DeadlineRules
+
+    rules = DeadlineRules.model_validate(
+        {
+            "pre-discharge-visit": {"from": "the expected discharge date", "days_before": 2},
+            "post-discharge-visit": {
+                "from": "the actual discharge",
+                "routine": {"hours": 48, "counting": "calendar"},
+                "urgent": {"hours": 24, "counting": "calendar"},
+            },
+        }
+    )
+    now = datetime(2025, 3, 1, 0, 0, tzinfo=UTC)
+    _, end = pre_discharge_window(now, date(2025, 3, 10), rules.pre_discharge_visit)
+    assert end == datetime(2025, 3, 8, tzinfo=SEOUL_TZ)
+    home = datetime(2025, 3, 10, 6, 0, tzinfo=UTC)
+    post = rules.post_discharge_visit
+    assert post_discharge_window(home, "routine", post)[1] == home + timedelta(hours=48)
+    assert post_discharge_window(home, "urgent", post)[1] == home + timedelta(hours=24)
