@@ -80,6 +80,14 @@ def parts(data: dict[str, Any], ref: Any) -> dict[str, Any]:
                 "status": "active",
                 "intent": "order",
                 "code": {"text": "Care SOS services after discharge"},
+                # SDOHCC ServiceRequest: at least one SDOH category (the gateway reads none).
+                "category": [
+                    {
+                        "coding": [
+                            {"system": codes.SDOHCC_SYSTEM, "code": "sdoh-category-unspecified"}
+                        ]
+                    }
+                ],
                 "orderDetail": [
                     {"coding": [{"system": codes.SERVICE_SYSTEM, "code": service}]}
                     for service in data["requested_services"]
@@ -97,7 +105,20 @@ def parts(data: dict[str, Any], ref: Any) -> dict[str, Any]:
                     "coding": [{"system": codes.CONSENT_SCOPE_SYSTEM, "code": "patient-privacy"}]
                 },
                 "category": [
-                    {"coding": [{"system": codes.CONSENT_METHOD_SYSTEM, "code": consent["method"]}]}
+                    # SDOHCC Consent's required category, then carelink's consent method.
+                    {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                                "code": "IDSCL",
+                            }
+                        ]
+                    },
+                    {
+                        "coding": [
+                            {"system": codes.CONSENT_METHOD_SYSTEM, "code": consent["method"]}
+                        ]
+                    },
                 ],
                 "patient": ref("Patient", "patient"),
                 "dateTime": consent["obtained_at"],
