@@ -82,6 +82,7 @@ from services.console.schemas import (
 )
 from services.console.state import console_of, token_of
 from services.lib.runtime.logging import get_logger
+from services.lib.runtime.responses import model_response
 from services.lib.tasks.ordering import DEFAULT_SORT, SORT_HELP, Sort
 
 log = get_logger(__name__)
@@ -263,7 +264,7 @@ async def queue(
         ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-) -> QueueOut:
+) -> Response:
     """A page of the centre's tasks from both services in `sort` order (default: urgent
     first, then by deadline), each with its case's card: the patient's initials and age
     band, district and dong (no other personal detail until a task is opened). Pages
@@ -282,7 +283,8 @@ async def queue(
         after=after,
         limit=limit,
     )
-    return QueueOut(centre_id=user.centre_id, tasks=page.rows, next=page.next)
+    # Serialised once: services.lib.runtime.responses (issue 12).
+    return model_response(QueueOut(centre_id=user.centre_id, tasks=page.rows, next=page.next))
 
 
 @router.post("/search", response_model=SearchOut, responses=_errors(401, 422, 503))

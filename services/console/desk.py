@@ -12,10 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel
+
 from services.console.auth import User
 from services.console.clients import OnBehalfOf, Services, gather_all
 from services.console.contact import for_task
 from services.console.errors import UNAVAILABLE, ConsoleError
+from services.console.exit_history import exit_history
 from services.console.schemas import (
     SERVICE_OF,
     CardOut,
@@ -61,6 +64,19 @@ _SCHEDULING_FACTS = (
     "hold_reason",
     "services_linked",
 )
+
+
+class _ServicePage(BaseModel):
+    """A task service's page of its queue (services.lib.tasks.api), as the console reads it."""
+
+    tasks: list[TaskOut]
+    next: str | None = None
+
+
+class _Cards(BaseModel):
+    """Intake's cards of a page of cases."""
+
+    cards: list[CardOut]
 
 
 @dataclass(frozen=True)
@@ -152,16 +168,26 @@ class Desk:
                 params["hospital"] = ",".join(hospitals)
             if after:
                 params["after"] = after
-            calls.append(self.services.owner(service).get("/v1/queue", on_behalf_of(user), params))
-        answers = await gather_all(*calls)
-        found = [TaskOut.model_validate(t) for answer in answers for t in answer["tasks"]]
+            calls.append(
+                self.services.owner(service).get(
+                    "/v1/queue",
+                    on_behalf_of(user),
+                    params,
+                    parse=_ServicePage.model_validate_json,
+                )
+            )
+        answers: list[_ServicePage] = await gather_all(*calls)
+        found = [t for answer in answers for t in answer.tasks]
         found.sort(key=lambda t: merge_key(sort, t.service, t))
         shown = found[:limit]
-        more = len(found) > limit or any(answer.get("next") for answer in answers)
+        more = len(found) > limit or any(answer.next for answer in answers)
         last = shown[-1] if shown and len(shown) == limit and more else None
         cards = await self.cards(user, [t.case_id for t in shown])
         return QueuePage(
-            rows=[QueueItemOut(**t.model_dump(), card=cards.get(t.case_id)) for t in shown],
+            # Both parts were validated as they were read: joined without another pass.
+            rows=[
+                QueueItemOut.model_construct(**t.__dict__, card=cards.get(t.case_id)) for t in shown
+            ],
             next=Cursor.after(sort, last.service, last).encode() if last else None,
         )
 
@@ -172,14 +198,17 @@ class Desk:
         if not wanted:
             return {}
         try:
-            answer = await self.services.intake.query(
-                "/v1/cards", on_behalf_of(user), {"case_ids": wanted}
+            answer: _Cards = await self.services.intake.query(
+                "/v1/cards",
+                on_behalf_of(user),
+                {"case_ids": wanted},
+                parse=_Cards.model_validate_json,
             )
         except ConsoleError as exc:
             if exc.code != UNAVAILABLE:
                 raise
             return {}
-        return {c["case_id"]: CardOut.model_validate(c) for c in answer["cards"]}
+        return {c.case_id: c for c in answer.cards}
 
     async def search(self, user: User, query: SearchIn) -> SearchOut:
         """The centre's cases intake finds (and records in its access audit)."""
@@ -197,14 +226,19 @@ class Desk:
 
     async def case(self, user: User, case_id: str) -> CaseOut:
         """A case's page: facts and tasks (referral, scheduling), updates sent
-        (outcome) and the card with its earlier cases (intake), read together. The
+        (outcome), the card with its earlier cases (intake) and the exits taken
+        (intake, scheduling, referral), read together. The
         case is the user's centre's if any service says so; none does: 404."""
         who = on_behalf_of(user)
-        referral, scheduling, outcome, card = await gather_all(
+        referral, scheduling, outcome, card, cancels, reopens, corrections = await gather_all(
             self._case(self.services.referral.get(f"/v1/cases/{case_id}", who)),
             self._case(self.services.scheduling.get(f"/v1/cases/{case_id}", who)),
             self._case(self.services.outcome.get(f"/v1/cases/{case_id}/updates", who)),
             self._case(self.services.intake.get(f"/v1/cases/{case_id}/card", who)),
+            # The exits' audits, each where the exit was decided (exit_history.py).
+            self._case(self.services.intake.get(f"/v1/cases/{case_id}/exits", who)),
+            self._case(self.services.scheduling.get(f"/v1/cases/{case_id}/reopens", who)),
+            self._case(self.services.referral.get(f"/v1/cases/{case_id}/fee-support", who)),
         )
         if referral is None and scheduling is None and card is None:
             raise ConsoleError(404, "not-found", "no such case")
@@ -221,6 +255,7 @@ class Desk:
             updates=updates,
             report=report,
             earlier=earlier,
+            exits=exit_history(cancels, reopens, corrections),
         )
 
     async def task(self, user: User, service: Service, task_id: int) -> TaskOut:

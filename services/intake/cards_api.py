@@ -24,6 +24,7 @@ from typing import Annotated, Literal
 
 import asyncpg
 from fastapi import APIRouter, Depends, Path
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.intake import cards, lookups
@@ -31,6 +32,7 @@ from services.lib.policy import Registry
 from services.lib.runtime.api_errors import ApiError
 from services.lib.runtime.callers import Actor, Callers
 from services.lib.runtime.logging import get_logger
+from services.lib.runtime.responses import model_response
 
 log = get_logger(__name__)
 CaseId = Annotated[str, Path(min_length=1, max_length=100)]
@@ -132,12 +134,13 @@ def lookup_router(pool: asyncpg.Pool, registry: Registry, callers: Callers) -> A
         ]
 
     @router.post("/cards", response_model=CardsView)
-    async def cards_of(actor: Caller, body: CardsBody) -> CardsView:
+    async def cards_of(actor: Caller, body: CardsBody) -> Response:
         """The cards of the centre's cases among `case_ids` (others left out), in one query."""
         async with pool.acquire() as conn:
-            known = await lookups.openings(conn, list(dict.fromkeys(body.case_ids)))
-        return CardsView(
-            cards=[CardView(**o.card().view()) for o in known.values() if ours(actor, o)]
+            known = await lookups.card_openings(conn, list(dict.fromkeys(body.case_ids)))
+        # Serialised once (a queue page asks for 200): services.lib.runtime.responses.
+        return model_response(
+            CardsView(cards=[CardView(**o.card().view()) for o in known.values() if ours(actor, o)])
         )
 
     @router.post("/search", response_model=SearchView)

@@ -26,6 +26,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from services.lib.tasks.operations import LIVE, queue_query
 from services.lib.tasks.ordering import SORTS
 from services.tools.bench.progress import Ticker, say
 from services.tools.bench.report import percentiles
@@ -124,6 +125,50 @@ async def seed_open_tasks(
     return {"tasks": tasks, "centre_id": centre_id, "seconds": round(seconds, 1)}
 
 
+async def queue_plans(database: str, centre_id: str, *, limit: int = 200) -> dict[str, Any]:
+    """How PostgreSQL reads a first page of the live queue in every sort (the SQL the
+    services run, services.lib.tasks.operations.queue_query): the plan's scan nodes
+    with their index, whether any node reads the table sequentially, and the
+    executor's time (EXPLAIN ANALYZE), from one task service's database."""
+    conn = await asyncpg.connect(database)
+    plans: dict[str, Any] = {}
+    try:
+        for sort in SORTS:
+            sql, args = queue_query(
+                centre_id,
+                now=datetime.now(UTC),
+                kinds=None,
+                statuses=LIVE,
+                overdue_only=False,
+                hospital_ids=None,
+                sort=sort,
+                after=None,
+                service="referral",
+                limit=limit,
+            )
+            raw = await conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", *args)
+            top = (json.loads(raw) if isinstance(raw, str) else raw)[0]
+            scans = [
+                f"{node['Node Type']}"
+                + (f" on {node['Index Name']}" if "Index Name" in node else "")
+                for node in _nodes(top["Plan"])
+                if "Scan" in node["Node Type"]
+            ]
+            plans[sort] = {
+                "scans": scans,
+                "seq_scan": any(s.startswith("Seq Scan") for s in scans),
+                "execution_ms": round(top["Execution Time"], 2),
+            }
+    finally:
+        await conn.close()
+    say("queue", "plans: " + "; ".join(f"{k}: {', '.join(v['scans'])}" for k, v in plans.items()))
+    return plans
+
+
+def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    return [plan, *(n for child in plan.get("Plans", []) for n in _nodes(child))]
+
+
 async def time_queue(
     console: str, account: Account, *, rounds: int = 20, pages: int = 10, limit: int = 200
 ) -> dict[str, Any]:
@@ -192,4 +237,5 @@ async def run_queue(
         submission=submission,
     )
     await asyncio.sleep(1)  # the services' pools see the analysed tables
-    return {"seed": seed, **await time_queue(console, account)}
+    plans = await queue_plans(databases["referral"], account.centre_id)
+    return {"seed": seed, "plans": plans, **await time_queue(console, account)}

@@ -379,6 +379,13 @@ def figures(result: Mapping[str, Any]) -> list[tuple[str, str]]:
         )
         for what, pct in (queue.get("by_request") or {}).items():
             rows.append((f"console /api/queue {what} p50/p95/p99", _latency(pct)))
+        for sort, plan in (queue.get("plans") or {}).items():
+            rows.append(
+                (
+                    f"queue query plan, sort {sort} (EXPLAIN ANALYZE in referral)",
+                    f"{', '.join(plan.get('scans') or [])}; {_plain(plan.get('execution_ms'))} ms",
+                )
+            )
     peaks = dig(result, "memory", "peak_mb") or {}
     for service in _processes(peaks):
         rows.append((f"peak RSS {service}", fmt_mb(peaks.get(service))))
