@@ -55,7 +55,7 @@ _ERROR_CODES = {
 
 
 # The API's own version (not the package's): raise it when the API changes.
-API_VERSION = "1.5.0"
+API_VERSION = "1.6.0"
 
 
 def create_app(settings: ConsoleSettings | None = None) -> FastAPI:

@@ -98,6 +98,12 @@ CANCEL_REASONS = {
     code: REASONS[code].label
     for code in ("deceased", "transferred", "declined-by-patient", "consent-withdrawn")
 }
+# The exits on the case page's timeline (services/console/exit_history.py).
+EXIT_ACTIONS = {
+    "cancel": "사례 취소 Case cancelled",
+    "reopen": "방문 재개 Visit reopened",
+    "fee-support": "비용 지원 정정 Fee support corrected",
+}
 NOTICES = {
     "claimed": "업무를 맡았습니다. You hold this task now.",
     "released": "업무를 반납했습니다. The task is back in the queue.",

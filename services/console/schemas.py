@@ -559,6 +559,28 @@ class UpdateOut(_Out):
     details: dict[str, Any] = {}
 
 
+class ExitOut(_Out):
+    """An exit a coordinator took on the case (issue 10), as the service that owns it
+    audited it: a cancellation (intake), a visit reopened (scheduling), a fee-support
+    correction (referral)."""
+
+    action: Literal["cancel", "reopen", "fee-support"]
+    service: Literal["intake", "scheduling", "referral"]
+    at: datetime
+    actor: str = Field(description="who took it (the coordinator's username)")
+    reason_code: str | None = Field(
+        default=None, description="cancel: the contract's reason; reopen: the hold's reason"
+    )
+    note: str | None = Field(
+        default=None,
+        description="what the coordinator wrote: for the centre's staff, never sent to a hospital",
+    )
+    task_id: int | None = Field(default=None, description="reopen: the visit task")
+    kind: str | None = Field(default=None, description="reopen: the visit's task kind")
+    previous: str | None = Field(default=None, description="fee-support: before")
+    fee_support: str | None = Field(default=None, description="fee-support: after")
+
+
 class CaseOut(_Out):
     """A case's page: its card, facts, every task (both services), every update sent to
     the hospitals with its sequence, the plan's delivery lines, the outcome report once
@@ -575,4 +597,7 @@ class CaseOut(_Out):
     )
     earlier: list[FoundCaseOut] = Field(
         default=[], description="the same person's earlier closed cases of this centre"
+    )
+    exits: list[ExitOut] = Field(
+        default=[], description="the exits coordinators took on the case, oldest first"
     )

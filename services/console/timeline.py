@@ -1,6 +1,7 @@
 """A case's timeline for its page (issue 10): every task (created, done), every update
 sent to the hospitals with its sequence, every delivery line's order, start and end,
-in the order they happened. Pure: built from the case page's data.
+every exit a coordinator took (who, the reason in Korean and English, the note), in
+the order they happened. Pure: built from the case page's data.
 """
 
 from __future__ import annotations
@@ -9,14 +10,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 
 from services.console import labels
-from services.console.schemas import CaseOut
+from services.console.schemas import CaseOut, ExitOut
 from services.lib.policy import SEOUL_TZ
 
 
 @dataclass(frozen=True)
 class Entry:
     at: datetime
-    # task | update | line: what the row is, for its style and for tests.
+    # task | update | line | exit: what the row is, for its style and for tests.
     what: str
     label: str
     detail: str = ""
@@ -25,6 +26,10 @@ class Entry:
     hospital_id: str | None = None
     # True when `at` is a day, not a moment (delivery lines are recorded by date).
     day_only: bool = False
+    # An exit's coordinator (the page shows their name) and note: the page is the
+    # centre's staff's, and the note never goes to a hospital.
+    actor: str | None = None
+    note: str | None = None
 
 
 def _day(value: date) -> datetime:
@@ -76,4 +81,32 @@ def timeline(case: CaseOut) -> list[Entry]:
                         day_only=True,
                     )
                 )
+    entries += [_exit(done) for done in case.exits]
     return sorted(entries, key=lambda e: (e.at, e.what != "line", e.sequence or 0))
+
+
+def exit_reason(done: ExitOut) -> str:
+    """The exit's reason in Korean and English (the code itself when unknown)."""
+    if done.action == "fee-support":
+        before = labels.FEE_SUPPORT.get(done.previous or "", done.previous or "?")
+        after = labels.FEE_SUPPORT.get(done.fee_support or "", done.fee_support or "?")
+        return f"{before} → {after}"
+    code = done.reason_code or ""
+    known = labels.CANCEL_REASONS if done.action == "cancel" else labels.HOLD_REASONS
+    return known.get(code, code)
+
+
+def _exit(done: ExitOut) -> Entry:
+    label = labels.EXIT_ACTIONS.get(done.action, done.action)
+    if done.kind:
+        label += f" ({labels.KINDS.get(done.kind, done.kind)})"
+    link = f"/tasks/scheduling/{done.task_id}" if done.task_id else None
+    return Entry(
+        done.at,
+        "exit",
+        label,
+        detail=exit_reason(done),
+        link=link,
+        actor=done.actor,
+        note=done.note,
+    )

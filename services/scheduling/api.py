@@ -2,7 +2,8 @@
 services.lib.tasks.api, completed by the `Coordinator` use cases with
 scheduling's own contact-attempt limit, and the case facts a coordinator needs.
 
-    POST /v1/tasks/{id}/reopen   {note?}: a visit on hold as unreachable, tried again"""
+    POST /v1/tasks/{id}/reopen   {note?}: a visit on hold as unreachable, tried again
+    GET  /v1/cases/{id}/reopens  the case's reopened visits: who, when, why, the note"""
 
 # No `from __future__ import annotations`: FastAPI resolves string annotations in the
 # module's globals, and the exit route's `Caller` dependency is local to its router.
@@ -22,6 +23,7 @@ from services.lib.runtime.service import ServiceContext
 from services.lib.tasks import operations as tasks
 from services.lib.tasks.api import (
     NO_SUCH_TASK,
+    CaseId,
     Completed,
     Completion,
     TaskDesk,
@@ -106,6 +108,17 @@ class ReopenBody(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
 
 
+class ReopenView(BaseModel):
+    """A reopened visit, as task_audit keeps it (the note stays in scheduling's store)."""
+
+    task_id: int
+    kind: str
+    reason_code: str | None
+    note: str | None
+    actor: str
+    at: datetime
+
+
 def exits_router(coordinator: Coordinator, pool: asyncpg.Pool, callers: Callers) -> APIRouter:
     """Scheduling's exit: reopen a visit on hold as unreachable."""
     router = APIRouter(prefix="/v1")
@@ -138,6 +151,16 @@ def exits_router(coordinator: Coordinator, pool: asyncpg.Pool, callers: Callers)
             status=done.status,
         )
         return TaskView.of(SERVICE, done, datetime.now(UTC))
+
+    @router.get("/cases/{case_id}/reopens", response_model=list[ReopenView])
+    async def reopens(actor: Caller, case_id: CaseId) -> list[ReopenView]:
+        """The case's visits a coordinator reopened (the exit's audit): which visit, who,
+        when, the hold's reason (`unreachable`), the note; oldest first."""
+        async with pool.acquire() as conn:
+            if await store.centre_of(conn, case_id) != actor.centre_id:
+                raise ApiError(404, "not-found", "no such case")
+            found = await store.reopens_of(conn, case_id)
+        return [ReopenView(**row) for row in found]
 
     return router
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 from datetime import date
+from typing import Any
 
 import asyncpg
 
@@ -73,6 +74,27 @@ async def get_case(conn: asyncpg.Connection, case_id: str) -> asyncpg.Record | N
         "SELECT * FROM cases WHERE case_id = $1 FOR UPDATE", case_id
     )
     return row
+
+
+async def reopens_of(conn: asyncpg.Connection, case_id: str) -> list[dict[str, Any]]:
+    """The case's visits reopened by a coordinator (task_audit): which task, who, when,
+    the hold's reason and the note, oldest first."""
+    rows = await conn.fetch(
+        """SELECT a.task_id, t.kind, a.reason_code, a.note, a.actor, a.at
+             FROM task_audit a JOIN tasks t ON t.id = a.task_id
+            WHERE t.case_id = $1 AND a.action = 'reopen'
+            ORDER BY a.at, a.id""",
+        case_id,
+    )
+    return [dict(row) for row in rows]
+
+
+async def centre_of(conn: asyncpg.Connection, case_id: str) -> str | None:
+    """The case's centre, without a lock (a read for the API); None: no such case."""
+    centre: str | None = await conn.fetchval(
+        "SELECT centre_id FROM cases WHERE case_id = $1", case_id
+    )
+    return centre
 
 
 async def delete_visit_notes(conn: asyncpg.Connection, case_id: str) -> int:
