@@ -81,3 +81,10 @@ async def test_a_lead_sees_overdue_work_and_cancels_a_case_from_its_page(
     await expect(page).to_have_url(re.compile(r"notice=case-cancelled"))
     await expect(page.get_by_test_id("exit-notice")).to_contain_text("Case cancelled")
     assert not await intake_db.fetchval("SELECT open FROM cases WHERE case_id = $1", case_id)
+    # The timeline shows the exit: who, the reason in Korean and English, the note.
+    exit_row = page.locator('tr[data-what="exit"]')
+    await expect(exit_row).to_have_count(1)
+    await expect(exit_row).to_contain_text("사례 취소 Case cancelled")
+    await expect(exit_row).to_contain_text("사망 Deceased")
+    await expect(exit_row).to_contain_text("보호자가 알려 옴")
+    assert await serious_violations(page) == []
