@@ -117,10 +117,13 @@ def lookup_router(pool: asyncpg.Pool, registry: Registry, callers: Callers) -> A
     router = APIRouter(prefix="/v1")
     Caller = Annotated[Actor, Depends(callers.actor)]
 
+    # Each district's centre, looked up once: a page of cards asks for 200 rows, and
+    # Registry.centre_for walks every centre (one per district, so no district repeats).
+    centre_of = {c.district: c.id for c in registry.centres}
+
     def ours(actor: Actor, opening: lookups.Opening) -> bool:
         district = opening.district
-        centre = registry.centre_for(district) if district is not None else None
-        return centre is not None and centre.id == actor.centre_id
+        return district is not None and centre_of.get(district) == actor.centre_id
 
     async def found(conn: asyncpg.Connection, chosen: list[lookups.Opening]) -> list[FoundCase]:
         refs = await lookups.referrals_of(conn, [o.case_id for o in chosen])

@@ -40,11 +40,13 @@ class Opening:
 
 async def openings(conn: asyncpg.Connection, case_ids: list[str]) -> dict[str, Opening]:
     """Each known case's opening referral (the accepted one intake routed by its
-    district), in one query for the whole list."""
+    district), in one query for the whole list. The list bounds both tables: with it
+    only on `referrals`, PostgreSQL read every case to join them (issue 12)."""
     rows = await conn.fetch(
         """SELECT DISTINCT ON (r.case_id) r.case_id, c.open, c.created_at, r.submission
            FROM referrals r JOIN cases c USING (case_id)
-           WHERE r.case_id = ANY($1::text[]) AND r.outcome = 'accepted'
+           WHERE r.case_id = ANY($1::text[]) AND c.case_id = ANY($1::text[])
+             AND r.outcome = 'accepted'
              AND r.submission IS NOT NULL
            ORDER BY r.case_id, r.received_at""",
         case_ids,
@@ -75,7 +77,8 @@ async def card_openings(conn: asyncpg.Connection, case_ids: list[str]) -> dict[s
         f"""SELECT DISTINCT ON (r.case_id) r.case_id, c.open, c.created_at,
                   {_CARD_FIELDS} AS submission
            FROM referrals r JOIN cases c USING (case_id)
-           WHERE r.case_id = ANY($1::text[]) AND r.outcome = 'accepted'
+           WHERE r.case_id = ANY($1::text[]) AND c.case_id = ANY($1::text[])
+             AND r.outcome = 'accepted'
              AND r.submission IS NOT NULL
            ORDER BY r.case_id, r.received_at""",
         case_ids,
