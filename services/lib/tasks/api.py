@@ -25,7 +25,7 @@ length is the service's own setting (`CARELINK_LEASE_MINUTES`).
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any, Self
+from typing import Annotated, Any
 
 import asyncpg
 from fastapi import APIRouter, Body, Depends, FastAPI, Path, Query
@@ -81,7 +81,7 @@ class TaskView(BaseModel):
     expected_discharge_date: date | None = None
 
     @classmethod
-    def of(cls, service: str, task: tasks.Task, now: datetime) -> Self:
+    def of(cls, service: str, task: tasks.Task, now: datetime) -> "TaskView":
         # Built without validating again: every value is a typed column of the task's
         # row (a queue page builds up to 1,000 of these per request).
         return cls.model_construct(
