@@ -67,9 +67,10 @@ _SCHEDULING_FACTS = (
 
 
 class _ServicePage(BaseModel):
-    """A task service's page of its queue (services.lib.tasks.api), as the console reads it."""
+    """A task service's page of its queue (services.lib.tasks.api), as the console reads it:
+    rows ready for the queue, without their cards."""
 
-    tasks: list[TaskOut]
+    tasks: list[QueueItemOut]
     next: str | None = None
 
 
@@ -184,10 +185,9 @@ class Desk:
         last = shown[-1] if shown and len(shown) == limit and more else None
         cards = await self.cards(user, [t.case_id for t in shown])
         return QueuePage(
-            # Both parts were validated as they were read: joined without another pass.
-            rows=[
-                QueueItemOut.model_construct(**t.__dict__, card=cards.get(t.case_id)) for t in shown
-            ],
+            # Both parts were validated as they were read: joined without another pass
+            # (a copy with its card is cheaper than constructing the row again).
+            rows=[_with_card(t, cards.get(t.case_id)) for t in shown],
             next=Cursor.after(sort, last.service, last).encode() if last else None,
         )
 
@@ -373,6 +373,10 @@ class Desk:
         task = TaskOut.model_validate(answer)
         _did(user, action, task, **({"to": body["to"]} if body else {}))
         return task
+
+
+def _with_card(row: QueueItemOut, card: CardOut | None) -> QueueItemOut:
+    return row if card is None else row.model_copy(update={"card": card})
 
 
 def _merge_case(
