@@ -50,7 +50,7 @@ from services.tools.bench.loop import LOOP_DISTRICTS, run_loop
 from services.tools.bench.memory import MemorySampler, cpu_seconds
 from services.tools.bench.plot import plot
 from services.tools.bench.progress import say
-from services.tools.bench.queue import QUEUE_DISTRICT, run_queue
+from services.tools.bench.queue import QUEUE_DISTRICT, QUEUE_PROCESSES, run_queue
 from services.tools.bench.raw import kafka_limit, postgres_limit
 from services.tools.bench.report import evaluate_targets, render_markdown, targets_as_dicts
 from services.tools.bench.scale import load_store
@@ -539,6 +539,7 @@ class Bench:
                     tasks=self.args.queue_tasks,
                     hospitals=self.hospitals,
                     submission=lambda i: patients[i % len(patients)],
+                    pids={n: pid for n, (pid, _) in self._pids().items() if n in QUEUE_PROCESSES},
                 ),
                 timeout=max(900.0, self.args.queue_tasks / 50),
             )

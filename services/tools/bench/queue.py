@@ -19,12 +19,13 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import httpx
+import psutil  # type: ignore[import-untyped]
 
 from services.lib.tasks.operations import LIVE, queue_query
 from services.lib.tasks.ordering import SORTS
@@ -33,6 +34,9 @@ from services.tools.bench.report import percentiles
 from services.tools.simulators.accounts import Account
 
 QUEUE_DISTRICT = "Gwanak-gu"  # no intake run and no loop refers patients here
+# The processes a queue request passes through, whose CPU per request is reported:
+# unlike latency, it does not grow with other work on a shared machine.
+QUEUE_PROCESSES = ("console", "referral", "scheduling", "intake")
 CHUNK = 20_000
 
 
@@ -169,11 +173,38 @@ def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
     return [plan, *(n for child in plan.get("Plans", []) for n in _nodes(child))]
 
 
+def _cpu_seconds(pids: Mapping[str, int]) -> dict[str, float]:
+    seconds: dict[str, float] = {}
+    for name, pid in pids.items():
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        seconds[name] = times.user + times.system
+    return seconds
+
+
+def _machine_busy(before: Any, after: Any) -> float:
+    """The share of the machine's CPU time that was busy between two psutil.cpu_times()."""
+    total = sum(after) - sum(before)
+    idle = (after.idle - before.idle) + (
+        getattr(after, "iowait", 0.0) - getattr(before, "iowait", 0.0)
+    )
+    return (total - idle) / total if total > 0 else 0.0
+
+
 async def time_queue(
-    console: str, account: Account, *, rounds: int = 20, pages: int = 10, limit: int = 200
+    console: str,
+    account: Account,
+    *,
+    pids: Mapping[str, int] | None = None,
+    rounds: int = 20,
+    pages: int = 10,
+    limit: int = 200,
 ) -> dict[str, Any]:
     """Latencies of GET /api/queue: `rounds` first pages in every sort, then `pages`
-    pages deep by the cursor (default sort), `limit` rows each."""
+    pages deep by the cursor (default sort), `limit` rows each; with `pids`, the CPU
+    each of those processes spent per request, and how busy the machine was."""
     latencies: dict[str, list[float]] = {}
     rows_seen = 0
     async with httpx.AsyncClient(base_url=console, timeout=60.0) as http:
@@ -199,6 +230,7 @@ async def time_queue(
 
         await page("priority", None)  # warm-up: connections, plans, caches
         latencies.clear()
+        cpu_before, machine_before = _cpu_seconds(pids or {}), psutil.cpu_times()
         for _ in range(rounds):
             for sort in SORTS:
                 await page(sort, None)
@@ -208,10 +240,24 @@ async def time_queue(
             after = body.get("next")
             if not after:
                 break
+        cpu_after, machine_after = _cpu_seconds(pids or {}), psutil.cpu_times()
     every = [ms for values in latencies.values() for ms in values]
     overall = percentiles(every)
-    say("queue", f"/api/queue p95 {overall['p95']:.0f} ms over {len(every)} requests")
+    cpu_ms = {
+        name: round((cpu_after[name] - cpu_before[name]) * 1000 / len(every), 1)
+        for name in cpu_before
+        if name in cpu_after and every
+    }
+    busy = _machine_busy(machine_before, machine_after)
+    say(
+        "queue",
+        f"/api/queue p95 {overall['p95']:.0f} ms over {len(every)} requests; CPU per request "
+        + ", ".join(f"{k} {v:g} ms" for k, v in cpu_ms.items())
+        + f"; machine {busy:.0%} busy",
+    )
     return {
+        "cpu_ms_per_request": cpu_ms,
+        "machine_busy": round(busy, 3),
         "requests": len(every),
         "rows_per_page": limit,
         "rows_seen": rows_seen,
@@ -228,6 +274,7 @@ async def run_queue(
     tasks: int,
     hospitals: Sequence[str],
     submission: Callable[[int], dict[str, Any]],
+    pids: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     seed = await seed_open_tasks(
         databases,
@@ -238,4 +285,4 @@ async def run_queue(
     )
     await asyncio.sleep(1)  # the services' pools see the analysed tables
     plans = await queue_plans(databases["referral"], account.centre_id)
-    return {"seed": seed, "plans": plans, **await time_queue(console, account)}
+    return {"seed": seed, "plans": plans, **await time_queue(console, account, pids=pids)}

@@ -379,6 +379,16 @@ def figures(result: Mapping[str, Any]) -> list[tuple[str, str]]:
         )
         for what, pct in (queue.get("by_request") or {}).items():
             rows.append((f"console /api/queue {what} p50/p95/p99", _latency(pct)))
+        cpu = queue.get("cpu_ms_per_request") or {}
+        if cpu:
+            rows.append(
+                (
+                    "console /api/queue CPU per request (machine busy while timed)",
+                    ", ".join(f"{k} {_plain(v)} ms" for k, v in cpu.items())
+                    + f", sum {_plain(sum(cpu.values()))} ms"
+                    + f" ({_plain(100 * (queue.get('machine_busy') or 0))} % busy)",
+                )
+            )
         for sort, plan in (queue.get("plans") or {}).items():
             rows.append(
                 (
