@@ -37,6 +37,7 @@ QUEUE_DISTRICT = "Gwanak-gu"  # no intake run and no loop refers patients here
 # The processes a queue request passes through, whose CPU per request is reported:
 # unlike latency, it does not grow with other work on a shared machine.
 QUEUE_PROCESSES = ("console", "referral", "scheduling", "intake")
+IDLE_S = 10.0
 CHUNK = 20_000
 
 
@@ -204,7 +205,8 @@ async def time_queue(
 ) -> dict[str, Any]:
     """Latencies of GET /api/queue: `rounds` first pages in every sort, then `pages`
     pages deep by the cursor (default sort), `limit` rows each; with `pids`, the CPU
-    each of those processes spent per request, and how busy the machine was."""
+    each of those processes spent per request (less what it spends per second with
+    no request, measured over IDLE_S before), and how busy the machine was."""
     latencies: dict[str, list[float]] = {}
     rows_seen = 0
     async with httpx.AsyncClient(base_url=console, timeout=60.0) as http:
@@ -230,7 +232,15 @@ async def time_queue(
 
         await page("priority", None)  # warm-up: connections, plans, caches
         latencies.clear()
+        # The processes' own background work (consumers polling the broker, relays,
+        # watchers) over a quiet spell, so it can be told apart from the requests'.
+        idle_before = _cpu_seconds(pids or {})
+        idle_started = time.monotonic()
+        await asyncio.sleep(IDLE_S if pids else 0)
+        idle_s = time.monotonic() - idle_started
+        idle_after = _cpu_seconds(pids or {})
         cpu_before, machine_before = _cpu_seconds(pids or {}), psutil.cpu_times()
+        timed_started = time.monotonic()
         for _ in range(rounds):
             for sort in SORTS:
                 await page(sort, None)
@@ -241,10 +251,22 @@ async def time_queue(
             if not after:
                 break
         cpu_after, machine_after = _cpu_seconds(pids or {}), psutil.cpu_times()
+        timed_s = time.monotonic() - timed_started
     every = [ms for values in latencies.values() for ms in values]
     overall = percentiles(every)
+    # CPU seconds per second each process spends with no request at all.
+    background = {
+        name: (idle_after[name] - idle_before[name]) / idle_s
+        for name in idle_before
+        if name in idle_after and idle_s > 0
+    }
     cpu_ms = {
-        name: round((cpu_after[name] - cpu_before[name]) * 1000 / len(every), 1)
+        name: round(
+            max(0.0, cpu_after[name] - cpu_before[name] - background.get(name, 0.0) * timed_s)
+            * 1000
+            / len(every),
+            1,
+        )
         for name in cpu_before
         if name in cpu_after and every
     }
@@ -257,6 +279,7 @@ async def time_queue(
     )
     return {
         "cpu_ms_per_request": cpu_ms,
+        "background_cpu_per_s": {k: round(v, 3) for k, v in background.items()},
         "machine_busy": round(busy, 3),
         "requests": len(every),
         "rows_per_page": limit,

@@ -383,10 +383,19 @@ def figures(result: Mapping[str, Any]) -> list[tuple[str, str]]:
         if cpu:
             rows.append(
                 (
-                    "console /api/queue CPU per request (machine busy while timed)",
+                    "console /api/queue CPU per request, less the idle background "
+                    "(machine busy while timed)",
                     ", ".join(f"{k} {_plain(v)} ms" for k, v in cpu.items())
                     + f", sum {_plain(sum(cpu.values()))} ms"
                     + f" ({_plain(100 * (queue.get('machine_busy') or 0))} % busy)",
+                )
+            )
+        background = queue.get("background_cpu_per_s") or {}
+        if background:
+            rows.append(
+                (
+                    "queue processes' CPU per second with no request (background)",
+                    ", ".join(f"{k} {_plain(1000 * v)} ms/s" for k, v in background.items()),
                 )
             )
         for sort, plan in (queue.get("plans") or {}).items():
