@@ -325,3 +325,32 @@ def test_console_queue_target_is_a_p95_under_150_ms_with_the_seeded_tasks() -> N
     assert {t.name: t for t in evaluate_targets(result)}["console queue"].verdict == "missed"
     rows = dict(figures(result))
     assert rows["console /api/queue deeper pages p50/p95/p99"] == "70.0 ms / 90.0 ms / 95.0 ms"
+
+
+def test_queue_figures_show_cpu_per_request_background_and_each_sorts_plan() -> None:
+    result = a_result()
+    result["queue"] = {
+        "seed": {"tasks": 100_000},
+        "requests": 90,
+        "rows_per_page": 200,
+        "latency_ms": {"p50": 60.0, "p95": 120.0, "p99": 300.0},
+        "cpu_ms_per_request": {"console": 30.0, "intake": 10.5},
+        "background_cpu_per_s": {"console": 0.009, "intake": 0.05},
+        "machine_busy": 0.5,
+        "plans": {
+            "priority": {
+                "scans": ["Index Scan on tasks_queue_priority"],
+                "seq_scan": False,
+                "execution_ms": 0.85,
+            }
+        },
+    }
+    rows = dict(figures(result))
+    cpu = rows[
+        "console /api/queue CPU per request, less the idle background (machine busy while timed)"
+    ]
+    assert cpu == "console 30.00 ms, intake 10.50 ms, sum 40.50 ms (50.00 % busy)"
+    background = rows["queue processes' CPU per second with no request (background)"]
+    assert background == "console 9.00 ms/s, intake 50.00 ms/s"
+    plan = rows["queue query plan, sort priority (EXPLAIN ANALYZE in referral)"]
+    assert plan == "Index Scan on tasks_queue_priority; 0.85 ms"
