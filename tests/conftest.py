@@ -8,6 +8,7 @@ PostgreSQL 18. Names are prefixed per session so sessions sharing servers never 
 from __future__ import annotations
 
 import contextlib
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -41,7 +42,21 @@ def endpoints(infrastructure: Infrastructure) -> Endpoints:
 def staff_setup(tmp_path_factory: pytest.TempPathFactory) -> accounts.StaffSetup:
     """Simulated coordinators' console accounts (two per centre the simulators refer to),
     beside the demo accounts, for the session's console."""
-    return accounts.prepare(tmp_path_factory.mktemp("staff"), accounts.simulated_centres(), 2)
+    setup = accounts.prepare(tmp_path_factory.mktemp("staff"), accounts.simulated_centres(), 2)
+    # Plus one account nothing else signs in with, so its old (scrypt) hash is still there
+    # whenever the upgrade test runs, whatever ran before it.
+    accounts.write_users_file(setup.users_file, [*setup.accounts, UPGRADE_PROBE])
+    return setup
+
+
+# Outside `staff_setup.accounts` on purpose: the simulators never use it.
+UPGRADE_PROBE = accounts.Account("sim-upgrade-probe", secrets.token_urlsafe(18), "centre-songpa-gu")
+
+
+@pytest.fixture(scope="session")
+def upgrade_probe(staff_setup: accounts.StaffSetup) -> accounts.Account:
+    """A console account whose users-file hash is still scrypt (see staff_setup)."""
+    return UPGRADE_PROBE
 
 
 @pytest.fixture(scope="session")

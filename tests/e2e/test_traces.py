@@ -273,6 +273,13 @@ async def test_one_referral_is_one_trace_across_the_four_services_without_person
     in_trace = [s for s in spans if s.trace_id == trace_id]
     assert {s.service for s in in_trace} >= SERVICE_NAMES, sorted({s.service for s in spans})
     processed = [s for s in in_trace if s.name.endswith(" process")]
+    # The gateways (portal, FHIR gateway) follow the hospital's updates topic as the
+    # hospital's side does, and nothing else of this referral.
+    gateways = [s for s in processed if s.service not in SERVICE_NAMES]
+    assert {s.attributes["messaging.destination.name"] for s in gateways} <= {
+        topics.updates(HOSPITAL)
+    }
+    processed = [s for s in processed if s.service in SERVICE_NAMES]
     assert {s.service for s in processed} == SERVICE_NAMES
     # Intake handled the hospital's record as a child of the hospital's span.
     at_intake = [

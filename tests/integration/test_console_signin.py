@@ -83,16 +83,15 @@ async def test_sign_out_revokes_the_session_on_the_server(api: httpx.AsyncClient
 
 
 async def test_an_old_scrypt_hash_is_upgraded_to_argon2id_at_the_next_sign_in(
-    api: httpx.AsyncClient, staff_setup: accounts.StaffSetup
+    api: httpx.AsyncClient, staff_setup: accounts.StaffSetup, upgrade_probe: accounts.Account
 ) -> None:
     def hashes() -> dict[str, str]:
         raw = yaml.safe_load(staff_setup.users_file.read_text(encoding="utf-8"))
         return {u["username"]: u["password"] for u in raw["users"]}
 
     before = hashes()
-    old = [a for a in staff_setup.accounts if before[a.username].startswith("scrypt$")]
-    assert old, "every simulated account was upgraded already: no scrypt hash left to test"
-    account = old[-1]
+    account = upgrade_probe
+    assert before[account.username].startswith("scrypt$")
     r = await api.post(
         "/api/login", json={"username": account.username, "password": account.password}
     )
