@@ -8,6 +8,11 @@ from contracts.hospital_v1 import Status
 from contracts.reasons import REASONS, codes_for
 from contracts.referral import ReviewRefusal
 
+# Shared with the portal; re-exported so the console's templates and pages find them here.
+from services.lib.labels import PRIORITIES as PRIORITIES
+from services.lib.labels import SERVICES as SERVICES
+from services.lib.labels import UNITS as UNITS
+
 KINDS = {
     "review": "검토 Review",
     "care-plan": "돌봄 계획 Care plan",
@@ -21,21 +26,6 @@ STATUSES = {
     "done": "완료 Done",
     "cancelled": "취소 Cancelled",
     "suspended": "보류 On hold",
-}
-PRIORITIES = {"urgent": "긴급 Urgent", "routine": "일반 Routine"}
-SERVICES = {
-    "temporary_home_care": "일시재가 Temporary home care (30 min)",
-    "short_term_facility": "단기시설 Short-term facility (day)",
-    "accompaniment": "동행지원 Accompaniment (hour)",
-    "home_repair": "주거편의 수리 Home repair (hour)",
-    "residential_convenience": "주거편의 청소 Cleaning, disinfection (hour)",
-    "meal_delivery": "식사지원 Meal delivery (meal)",
-}
-UNITS = {
-    "per_30_min": "30분 half-hours",
-    "per_day": "일 days",
-    "per_hour": "시간 hours",
-    "per_meal": "식 meals",
 }
 # A plan line's state, and why it ended early.
 LINE_STATUSES = {

@@ -10,7 +10,7 @@ and a POST whose Origin is another site is refused as well.
 from __future__ import annotations
 
 import urllib.parse
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -36,7 +36,8 @@ from services.console.schemas import (
 )
 from services.console.state import Console, console_of
 from services.console.timeline import timeline
-from services.lib.policy import SEOUL_TZ, seoul_date
+from services.lib.labels import day, krw, kst, yes_no
+from services.lib.policy import seoul_date
 from services.lib.runtime.logging import get_logger
 from services.lib.tasks.ordering import DEFAULT_SORT, SORTS, Sort
 
@@ -88,34 +89,7 @@ def login_redirect(next_url: str) -> RedirectResponse:
 # ------------------------------------------------------------------ formatting
 
 
-def kst(value: datetime | str | None) -> str:
-    """A moment as Seoul local time, which is what coordinators plan in."""
-    if value is None or value == "":
-        return "—"
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            return str(value)
-    if value.tzinfo is None:
-        return value.strftime("%Y-%m-%d %H:%M")
-    return value.astimezone(SEOUL_TZ).strftime("%Y-%m-%d %H:%M KST")
-
-
-def day(value: date | str | None) -> str:
-    if value is None or value == "":
-        return "—"
-    return value.isoformat() if isinstance(value, date) else str(value)
-
-
-def krw(value: int | None) -> str:
-    return "—" if value is None else f"{value:,} 원"
-
-
-def yes_no(value: bool | None) -> str:
-    if value is None:
-        return "—"
-    return "예 Yes" if value else "아니오 No"
+# kst, day, krw and yes_no: services.lib.labels, shared with the portal.
 
 
 TEMPLATES.env.filters.update(kst=kst, day=day, krw=krw, yes_no=yes_no)

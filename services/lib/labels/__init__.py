@@ -1,8 +1,8 @@
 """Korean and English labels side by side, and the formats people's screens share.
 
-A library for the interfaces people use (the social workers' portal today; the
-coordinators' console keeps its own copy in services/console/labels.py until it
-moves here): codes stay codes in APIs and events, screens show these labels.
+A library for the interfaces people use (the social workers' portal and the
+coordinators' console, which adds its own task labels in services/console/labels.py):
+codes stay codes in APIs and events, screens show these labels.
 """
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
 """What people's web interfaces share beyond labels (services.lib.labels): the
-security headers every answer carries. A library: the portal uses it; the console
-keeps its own copy in services/console/app.py until it moves here."""
+security headers every answer carries. A library: the console and the portal use it."""
 
 from __future__ import annotations
 
