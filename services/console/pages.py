@@ -40,6 +40,9 @@ from services.lib.labels import day, krw, kst, yes_no
 from services.lib.policy import seoul_date
 from services.lib.runtime.logging import get_logger
 from services.lib.tasks.ordering import DEFAULT_SORT, SORTS, Sort
+from services.lib.web import LoginRequired as LoginRequired
+from services.lib.web import login_redirect as login_redirect
+from services.lib.web import safe_next
 
 log = get_logger(__name__)
 TEMPLATES = Jinja2Templates(directory=Path(__file__).with_name("templates"))
@@ -63,14 +66,6 @@ QUEUE_SORTS = {
 }
 
 
-class LoginRequired(Exception):
-    """Raised by page routes without a valid session; answered with a redirect."""
-
-    def __init__(self, next_url: str) -> None:
-        super().__init__(next_url)
-        self.next_url = next_url
-
-
 def page_user(request: Request) -> User:
     user = console_of(request).user_from(request)
     if user is None:
@@ -82,10 +77,6 @@ def page_user(request: Request) -> User:
 PageUser = Annotated[User, Depends(page_user)]
 
 
-def login_redirect(next_url: str) -> RedirectResponse:
-    return RedirectResponse("/login?" + urllib.parse.urlencode({"next": next_url}), 303)
-
-
 # ------------------------------------------------------------------ formatting
 
 
@@ -94,13 +85,6 @@ def login_redirect(next_url: str) -> RedirectResponse:
 
 TEMPLATES.env.filters.update(kst=kst, day=day, krw=krw, yes_no=yes_no)
 TEMPLATES.env.globals.update(labels=labels)
-
-
-def _safe_next(value: str | None) -> str:
-    # Only paths on this site: never an absolute or protocol-relative URL.
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
-        return "/"
-    return value
 
 
 def _render(
@@ -140,8 +124,8 @@ def _same_origin(request: Request) -> None:
 @router.get("/login", response_class=HTMLResponse)
 async def login_page(request: Request, next: str = "/") -> Response:
     if console_of(request).user_from(request) is not None:
-        return RedirectResponse(_safe_next(next), 303)
-    return _render(request, "login.html", {"next": _safe_next(next), "error": None, "user": None})
+        return RedirectResponse(safe_next(next), 303)
+    return _render(request, "login.html", {"next": safe_next(next), "error": None, "user": None})
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -149,7 +133,7 @@ async def login_submit(request: Request) -> Response:
     _same_origin(request)
     console = console_of(request)
     form = await _form(request)
-    next_url = _safe_next(_first(form, "next"))
+    next_url = safe_next(_first(form, "next"))
     attempt = await console.sign_in(
         request, _first(form, "username"), (form.get("password") or [""])[0]
     )

@@ -30,6 +30,9 @@ from services.lib.hospitalside.timeline import Gap, latest, ordered
 from services.lib.hospitalside.updates import latest_updates, referral_updates
 from services.lib.policy import seoul_date
 from services.lib.runtime.logging import get_logger
+from services.lib.web import LoginRequired as LoginRequired
+from services.lib.web import login_redirect as login_redirect
+from services.lib.web import safe_next
 from services.portal import domain, form, labels, store, usecases
 from services.portal.errors import PortalError
 from services.portal.state import COOKIE, Portal, portal_of
@@ -45,12 +48,6 @@ router = APIRouter(include_in_schema=False)
 DraftId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
 
 
-class LoginRequired(Exception):
-    def __init__(self, next_url: str) -> None:
-        super().__init__(next_url)
-        self.next_url = next_url
-
-
 def page_user(request: Request) -> User:
     user = portal_of(request).user_from(request)
     if user is None:
@@ -60,16 +57,6 @@ def page_user(request: Request) -> User:
 
 
 PageUser = Annotated[User, Depends(page_user)]
-
-
-def login_redirect(next_url: str) -> RedirectResponse:
-    return RedirectResponse("/login?" + urllib.parse.urlencode({"next": next_url}), 303)
-
-
-def _safe_next(value: str | None) -> str:
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
-        return "/"
-    return value
 
 
 def _render(
@@ -119,8 +106,8 @@ def referral_url(referral_id: str) -> str:
 @router.get("/login", response_class=HTMLResponse)
 async def login_page(request: Request, next: str = "/") -> Response:
     if portal_of(request).user_from(request) is not None:
-        return RedirectResponse(_safe_next(next), 303)
-    return _render(request, "login.html", {"next": _safe_next(next), "error": None, "user": None})
+        return RedirectResponse(safe_next(next), 303)
+    return _render(request, "login.html", {"next": safe_next(next), "error": None, "user": None})
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -128,7 +115,7 @@ async def login_submit(request: Request) -> Response:
     _same_origin(request)
     portal = portal_of(request)
     values = await _form(request)
-    next_url = _safe_next(_first(values, "next"))
+    next_url = safe_next(_first(values, "next"))
     username = _first(values, "username")
     address = request.client.host if request.client else ""
     context = {"next": next_url, "username": username, "user": None}

@@ -1,10 +1,14 @@
 """What people's web interfaces share beyond labels (services.lib.labels): the
-security headers every answer carries. A library: the console and the portal use it."""
+security headers every answer carries, and the way a page without a session sends
+its reader to sign in and back. A library: the console and the portal use it."""
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+from starlette.responses import RedirectResponse
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -47,3 +51,23 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class LoginRequired(Exception):
+    """Raised by page routes without a valid session; answered with a redirect."""
+
+    def __init__(self, next_url: str) -> None:
+        super().__init__(next_url)
+        self.next_url = next_url
+
+
+def login_redirect(next_url: str) -> RedirectResponse:
+    return RedirectResponse("/login?" + urllib.parse.urlencode({"next": next_url}), 303)
+
+
+def safe_next(value: str | None) -> str:
+    """Where to go after signing in: only paths on this site, never an absolute or
+    protocol-relative URL (an open redirect)."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    return value
