@@ -16,7 +16,8 @@ SPEC: ServiceSpec[OutcomeSettings] = ServiceSpec(
     findings_file=lambda settings: settings.findings_file,
     migrations=Path(__file__).with_name("migrations"),
     topics=lambda _registry: [CASES],
-    handler=lambda context: Outcome(context.findings).handle,
+    # The instance, not its bound method: the pipeline looks for its set path (handle_many).
+    handler=lambda context: Outcome(context.findings),
     # What the hospitals were told, for the console's case page (issue 10).
     routes=api.routes,
 )
