@@ -5,7 +5,8 @@ Phases, all in one run on one broker and one PostgreSQL:
 1. raw: aiokafka producer → broker → reader, and asyncpg inserts (the limit);
 2. intake, batched consumers (the default): maximum rate, then latency at half of it;
 3. the whole loop with instant simulated staff (through the console's HTTP API);
-4. intake again with one commit per message (CARELINK_CONSUMER_BATCH_SIZE=1);
+4. intake again with one commit per message (CARELINK_CONSUMER_BATCH_SIZE=1), with
+   its own, smaller count (--naive-referrals): compared per referral, not in total;
 5. scale: every service's store bulk-loaded with --scale-cases cases, intake again;
 6. memory: peak RSS of each service, sampled throughout.
 
@@ -52,7 +53,12 @@ from services.tools.bench.plot import plot
 from services.tools.bench.progress import say
 from services.tools.bench.queue import QUEUE_DISTRICT, QUEUE_PROCESSES, run_queue
 from services.tools.bench.raw import kafka_limit, postgres_limit
-from services.tools.bench.report import evaluate_targets, render_markdown, targets_as_dicts
+from services.tools.bench.report import (
+    chaos_summary,
+    evaluate_targets,
+    render_markdown,
+    targets_as_dicts,
+)
 from services.tools.bench.scale import load_store
 from services.tools.bench.traffic import Referrals
 from services.tools.localinfra import Infrastructure, start_infrastructure
@@ -63,8 +69,14 @@ from services.tools.stack.deployables import SERVICES
 
 T = TypeVar("T")
 
+BASELINE = REPO_ROOT / "docs" / "bench" / "before-sets.json"
+CHAOS_RESULT = REPO_ROOT / "docs" / "chaos" / "result.json"
+
 FULL = {
     "referrals": 20_000,
+    # One commit per message runs at a third of the batched rate: 20,000 took 22 of a
+    # full run's 43 minutes. Its figures are per referral, so fewer compare as well.
+    "naive_referrals": 3_000,
     "scale_cases": 1_000_000,
     "loop_referrals": 2_000,
     "raw_messages": 50_000,
@@ -72,6 +84,7 @@ FULL = {
 }
 QUICK = {
     "referrals": 2_000,
+    "naive_referrals": 2_000,
     "scale_cases": 50_000,
     "loop_referrals": 300,
     "raw_messages": 10_000,
@@ -97,6 +110,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--referrals",
         type=int,
         help=f"referrals in each intake run (default {FULL['referrals']:,}; quick {QUICK['referrals']:,})",
+    )
+    parser.add_argument(
+        "--naive-referrals",
+        type=int,
+        help="referrals in the intake run with one commit per message (default "
+        f"{FULL['naive_referrals']:,}; quick {QUICK['naive_referrals']:,}); it is compared with "
+        "the batched run by rate and CPU per referral, so the counts need not match",
     )
     parser.add_argument(
         "--scale-cases",
@@ -169,6 +189,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "docs/bench/quick with --quick, so a quick run never replaces the full run's figures)",
     )
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=BASELINE,
+        help='an earlier result.json to compare with in result.md\'s "before vs after" '
+        "table (default docs/bench/before-sets.json, the full run before the set-based "
+        "work; ignored if the file is missing)",
+    )
+    parser.add_argument(
+        "--chaos-result",
+        type=Path,
+        default=CHAOS_RESULT,
+        help="the `make chaos` result whose verdict the report shows as the chaos target "
+        "(default docs/chaos/result.json; the benchmark does not run chaos itself; "
+        '"not measured" if the file is missing)',
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="keep the data and service logs after the run"
     )
     args = parser.parse_args(argv)
@@ -185,6 +221,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             setattr(args, name, value)
     if args.referrals < 100:
         parser.error("--referrals must be at least 100")
+    if args.naive_referrals < 100:
+        parser.error("--naive-referrals must be at least 100")
     return args
 
 
@@ -220,6 +258,7 @@ class Bench:
                 "mode": "quick" if args.quick else "full",
                 "command": "python -m services.tools.bench" + (" --quick" if args.quick else ""),
                 "referrals": args.referrals,
+                "naive_referrals": args.naive_referrals,
                 "scale_cases": args.scale_cases,
                 "loop_referrals": args.loop_referrals,
                 "raw_messages": args.raw_messages,
@@ -360,16 +399,20 @@ class Bench:
             cost["outside_cpu_share"] = max(0.0, busy - sum(used.values())) / busy
         return cost
 
-    def intake_run(self, label: str, max_hospital: str, latency_hospital: str) -> Any:
-        args = self.args
-        budget = max(600.0, args.referrals / 10)
-        result = self._intake_phase(label, max_hospital, latency_hospital, budget)
+    def intake_run(
+        self, label: str, max_hospital: str, latency_hospital: str, count: int | None = None
+    ) -> Any:
+        """Maximum rate then the paced latency run (`run_intake`), and the CPU per
+        referral of the maximum-rate part; `count` defaults to --referrals."""
+        count = self.args.referrals if count is None else count
+        budget = max(600.0, count / 10)
+        result = self._intake_phase(label, max_hospital, latency_hospital, budget, count)
         if result:
             result["cpu"] = self.cpu_cost(f"intake {label}: maximum rate", result["referrals"])
         return result
 
     def _intake_phase(
-        self, label: str, max_hospital: str, latency_hospital: str, budget: float
+        self, label: str, max_hospital: str, latency_hospital: str, budget: float, count: int
     ) -> Any:
         args = self.args
         return self.phase(
@@ -381,7 +424,7 @@ class Bench:
                 referrals=self.referrals,
                 max_hospital=max_hospital,
                 latency_hospital=latency_hospital,
-                count=args.referrals,
+                count=count,
                 latency_seconds=args.latency_seconds,
                 timeout=budget,
                 mark=self.sampler.phase,
@@ -469,7 +512,7 @@ class Bench:
 
         if "naive" not in skip:
             self.start_system("one commit per message", {"CARELINK_CONSUMER_BATCH_SIZE": "1"})
-            naive = self.intake_run("naive", h[3], h[4])
+            naive = self.intake_run("naive", h[3], h[4], args.naive_referrals)
             self.result.setdefault("intake", {})["naive"] = naive
             self.stop_system()
 
@@ -630,6 +673,12 @@ class Bench:
             "samples": self.sampler.samples,
             "interval_s": 0.5,
         }
+        self.result["chaos"] = chaos_summary(
+            _read_json(self.args.chaos_result), _shown(self.args.chaos_result)
+        )
+        baseline = _read_json(self.args.baseline)
+        if baseline is not None:
+            self.result["settings"]["baseline"] = _shown(self.args.baseline)
         targets = evaluate_targets(self.result)
         self.result["targets"] = targets_as_dicts(targets)
         out: Path = self.args.out
@@ -637,7 +686,7 @@ class Bench:
         (out / "result.json").write_text(
             json.dumps(_finite(self.result), indent=2, ensure_ascii=False) + "\n"
         )
-        (out / "result.md").write_text(render_markdown(self.result, targets))
+        (out / "result.md").write_text(render_markdown(self.result, targets, baseline))
         try:
             plot(self.result, out / "result.png")
         except Exception as exc:  # the numbers matter more than the picture
@@ -656,6 +705,24 @@ class Bench:
             say("cleanup", f"data and logs kept in {self.base_dir}")
         else:
             shutil.rmtree(self.base_dir, ignore_errors=True)
+
+
+def _read_json(path: Path) -> Any:
+    """The JSON in `path`, or None when it is missing or unreadable (said on stderr)."""
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        say("report", f"could not read {path}: {exc}")
+        return None
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the repository when it is inside it (for the report)."""
+    with contextlib.suppress(ValueError):
+        return str(path.resolve().relative_to(REPO_ROOT))
+    return str(path)
 
 
 def _finite(value: Any) -> Any:
