@@ -7,7 +7,8 @@ Phases, all in one run on one broker and one PostgreSQL:
 3. the whole loop with instant simulated staff (through the console's HTTP API);
 4. intake again with one commit per message (CARELINK_CONSUMER_BATCH_SIZE=1), with
    its own, smaller count (--naive-referrals): compared per referral, not in total;
-5. scale: every service's store bulk-loaded with --scale-cases cases, intake again;
+5. scale: every service's store bulk-loaded with --scale-cases cases, intake again
+   (maximum rate and the paced latency run, as in 2);
 6. memory: peak RSS of each service, sampled throughout.
 
 The infrastructure comes from the same picker as the tests (`services.tools.localinfra`:
