@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import astuple, dataclass, fields
 from datetime import date
@@ -34,15 +35,50 @@ class Case:
 _CASE_COLUMNS = ", ".join(f.name for f in fields(Case))
 
 
-async def add_case(conn: asyncpg.Connection, **case: Any) -> bool:
-    case["requested_services"] = list(case["requested_services"])
-    columns = ", ".join(case)
-    params = ", ".join(f"${i}" for i in range(1, len(case) + 1))
-    result: str = await conn.execute(
-        f"INSERT INTO cases ({columns}) VALUES ({params}) ON CONFLICT (case_id) DO NOTHING",
-        *case.values(),
+async def add_cases(conn: asyncpg.Connection, cases: Sequence[Case]) -> set[str]:
+    """Add the cases not stored yet, in one statement; the ids of those it added.
+
+    A case id twice in `cases`: the first is kept, as adding them one by one would.
+    Rows go in in case-id order, so two transactions adding overlapping sets take
+    the primary key's locks in the same order and wait for each other instead of
+    deadlocking."""
+    first: dict[str, Case] = {}
+    for case in cases:
+        first.setdefault(case.case_id, case)
+    rows = sorted(first.values(), key=lambda c: c.case_id)
+    if not rows:
+        return set()
+    added = await conn.fetch(
+        """INSERT INTO cases (case_id, hospital_id, referral_id, person_id, centre_id,
+                              policy_year, fee_support, priority, requested_services,
+                              district, expected_discharge_date, closed)
+           SELECT case_id, hospital_id, referral_id, person_id, centre_id, policy_year,
+                  fee_support, priority, requested_services::jsonb, district,
+                  expected_discharge_date, closed
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[],
+                       $7::text[], $8::text[], $9::text[], $10::text[], $11::date[],
+                       $12::boolean[])
+                WITH ORDINALITY AS n (case_id, hospital_id, referral_id, person_id, centre_id,
+                                      policy_year, fee_support, priority, requested_services,
+                                      district, expected_discharge_date, closed, ord)
+           ORDER BY ord
+           ON CONFLICT (case_id) DO NOTHING
+           RETURNING case_id""",
+        [c.case_id for c in rows],
+        [c.hospital_id for c in rows],
+        [c.referral_id for c in rows],
+        [c.person_id for c in rows],
+        [c.centre_id for c in rows],
+        [c.policy_year for c in rows],
+        [c.fee_support for c in rows],
+        [c.priority for c in rows],
+        # jsonb as its text: one encoding whatever codec the connection has.
+        [json.dumps(list(c.requested_services)) for c in rows],
+        [c.district for c in rows],
+        [c.expected_discharge_date for c in rows],
+        [c.closed for c in rows],
     )
-    return result.endswith(" 1")
+    return {row["case_id"] for row in added}
 
 
 async def lock_case(conn: asyncpg.Connection, case_id: str) -> Case | None:

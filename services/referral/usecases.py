@@ -45,7 +45,7 @@ from services.lib.policy import PolicyBook, PolicyIncomplete, Providers, Registr
 from services.lib.policy.deadlines import DeadlineRules
 from services.lib.runtime.events import CaseEventRouter, emit
 from services.lib.runtime.logging import get_logger
-from services.lib.runtime.pipeline import Handler, Record
+from services.lib.runtime.pipeline import Handler, Record, Scope
 from services.lib.tasks import operations as tasks
 from services.lib.tasks.privacy import forget_task_notes
 from services.referral import domain, store
@@ -174,42 +174,63 @@ class CaseEvents:
     def handler(self) -> Handler:
         return CaseEventRouter(
             {
-                CaseAccepted: self._accepted,
                 DischargeDateChanged: self._discharge_date,
                 CaseReadmitted: self._discharge_date,
                 VisitDone: self._visit_done,
                 CaseCancelled: self._closed,
                 CaseClosed: self._closed,
                 PersonalDataDestroyed: self._personal_data_destroyed,
-            }
+            },
+            # Accepted cases come in long runs (every new referral): taken as a set.
+            {CaseAccepted: self._accepted},
         )
 
-    async def _accepted(self, conn: asyncpg.Connection, record: Record, ev: CaseAccepted) -> None:
-        added = await store.add_case(
-            conn,
-            case_id=ev.case_id,
-            hospital_id=ev.hospital_id,
-            referral_id=ev.referral_id,
-            person_id=ev.person_id,
-            centre_id=ev.centre_id,
-            policy_year=ev.policy_year,
-            fee_support=ev.fee_support,
-            priority=ev.priority,
-            requested_services=[str(s) for s in ev.requested_services],
-            district=ev.district,
-            expected_discharge_date=ev.expected_discharge_date,
-        )
-        if added:
-            await tasks.create(
-                conn,
-                case_id=ev.case_id,
-                kind=REVIEW,
-                centre_id=ev.centre_id,
-                priority=ev.priority,
-                due_at=ev.review_deadline,
-                hospital_id=ev.hospital_id,
-                expected_discharge_date=ev.expected_discharge_date,
-            )
+    async def _accepted(
+        self,
+        conn: asyncpg.Connection,
+        accepted: list[tuple[Record, CaseAccepted]],
+        scope: Scope,
+    ) -> None:
+        """Accepted cases, a run of them at once (one alone is a run of one): the cases
+        added with one statement, a review task for each case that is new (one
+        `tasks.create_many`). A case accepted twice: the first acceptance counts, and a
+        case referral already has gets no second review, as one at a time."""
+        cases = []
+        for record, ev in accepted:
+            with scope(record):  # the record's span, in its own trace
+                cases.append(
+                    store.Case(
+                        case_id=ev.case_id,
+                        hospital_id=ev.hospital_id,
+                        referral_id=ev.referral_id,
+                        person_id=ev.person_id,
+                        centre_id=ev.centre_id,
+                        policy_year=ev.policy_year,
+                        fee_support=ev.fee_support,
+                        priority=ev.priority,
+                        requested_services=tuple(str(s) for s in ev.requested_services),
+                        closed=False,
+                        district=ev.district,
+                        expected_discharge_date=ev.expected_discharge_date,
+                    )
+                )
+        added = await store.add_cases(conn, cases)
+        reviews = []
+        for _, ev in accepted:
+            if ev.case_id in added:
+                added.discard(ev.case_id)  # the first acceptance of the case only
+                reviews.append(
+                    tasks.NewTask(
+                        case_id=ev.case_id,
+                        kind=REVIEW,
+                        centre_id=ev.centre_id,
+                        priority=ev.priority,
+                        due_at=ev.review_deadline,
+                        hospital_id=ev.hospital_id,
+                        expected_discharge_date=ev.expected_discharge_date,
+                    )
+                )
+        await tasks.create_many(conn, reviews)
 
     async def _discharge_date(
         self,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import fields
-from datetime import date
 from typing import Any
 
 import asyncpg
@@ -23,30 +23,41 @@ _MUTABLE = (
 )
 
 
-async def add_case(
-    conn: asyncpg.Connection,
-    *,
-    case_id: str,
-    hospital_id: str,
-    referral_id: str,
-    centre_id: str,
-    priority: str,
-    expected_discharge_date: date,
-    policy_year: int | None = None,
-) -> bool:
-    result: str = await conn.execute(
+async def add_cases(conn: asyncpg.Connection, cases: Sequence[Case]) -> set[str]:
+    """Add the cases not stored yet, in one statement; the ids of those it added.
+
+    A case id twice in `cases`: the first is kept, as adding them one by one would.
+    Rows go in in case-id order, so two transactions adding overlapping sets take
+    the primary key's locks in the same order and wait for each other instead of
+    deadlocking. Only the facts of an accepted case are written; the rest of the
+    row starts at its defaults."""
+    first: dict[str, Case] = {}
+    for case in cases:
+        first.setdefault(case.case_id, case)
+    rows = sorted(first.values(), key=lambda c: c.case_id)
+    if not rows:
+        return set()
+    added = await conn.fetch(
         """INSERT INTO cases (case_id, hospital_id, referral_id, centre_id, priority,
                               expected_discharge_date, policy_year)
-           VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (case_id) DO NOTHING""",
-        case_id,
-        hospital_id,
-        referral_id,
-        centre_id,
-        priority,
-        expected_discharge_date,
-        policy_year,
+           SELECT case_id, hospital_id, referral_id, centre_id, priority,
+                  expected_discharge_date, policy_year
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::date[],
+                       $7::int[])
+                WITH ORDINALITY AS n (case_id, hospital_id, referral_id, centre_id, priority,
+                                      expected_discharge_date, policy_year, ord)
+           ORDER BY ord
+           ON CONFLICT (case_id) DO NOTHING
+           RETURNING case_id""",
+        [c.case_id for c in rows],
+        [c.hospital_id for c in rows],
+        [c.referral_id for c in rows],
+        [c.centre_id for c in rows],
+        [c.priority for c in rows],
+        [c.expected_discharge_date for c in rows],
+        [c.policy_year for c in rows],
     )
-    return result.endswith(" 1")
+    return {row["case_id"] for row in added}
 
 
 async def lock_case(conn: asyncpg.Connection, case_id: str) -> Case | None:

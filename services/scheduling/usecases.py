@@ -32,7 +32,7 @@ from services.lib.policy import SEOUL_TZ, Findings, PolicyBook, PolicyNotFound, 
 from services.lib.policy.deadlines import DeadlineRules
 from services.lib.runtime.events import CaseEventRouter, emit
 from services.lib.runtime.logging import get_logger
-from services.lib.runtime.pipeline import Handler, Record
+from services.lib.runtime.pipeline import Handler, Record, Scope
 from services.lib.tasks import operations as tasks
 from services.lib.tasks.privacy import forget_task_notes
 from services.scheduling import domain, store
@@ -115,7 +115,6 @@ class CaseEvents:
     def handler(self) -> Handler:
         return CaseEventRouter(
             {
-                CaseAccepted: self._accepted,
                 ReviewCompleted: self._reviewed,
                 DischargeDateChanged: self._date_changed,
                 CaseReadmitted: self._readmitted,
@@ -127,20 +126,35 @@ class CaseEvents:
                 CaseFailed: self._closed,
                 CaseClosed: self._closed,
                 PersonalDataDestroyed: self._personal_data_destroyed,
-            }
+            },
+            # Accepted cases come in long runs (every new referral): taken as a set.
+            {CaseAccepted: self._accepted},
         )
 
-    async def _accepted(self, conn: asyncpg.Connection, record: Record, ev: CaseAccepted) -> None:
-        await store.add_case(
-            conn,
-            case_id=ev.case_id,
-            hospital_id=ev.hospital_id,
-            referral_id=ev.referral_id,
-            centre_id=ev.centre_id,
-            priority=ev.priority,
-            expected_discharge_date=ev.expected_discharge_date,
-            policy_year=ev.policy_year,
-        )
+    async def _accepted(
+        self,
+        conn: asyncpg.Connection,
+        accepted: list[tuple[Record, CaseAccepted]],
+        scope: Scope,
+    ) -> None:
+        """Accepted cases, a run of them at once (one alone is a run of one), added with
+        one statement; a case accepted twice keeps its first acceptance, as one at a
+        time. No visit yet: the pre-discharge visit waits for the review."""
+        cases = []
+        for record, ev in accepted:
+            with scope(record):  # the record's span, in its own trace
+                cases.append(
+                    Case(
+                        case_id=ev.case_id,
+                        hospital_id=ev.hospital_id,
+                        referral_id=ev.referral_id,
+                        centre_id=ev.centre_id,
+                        priority=ev.priority,
+                        expected_discharge_date=ev.expected_discharge_date,
+                        policy_year=ev.policy_year,
+                    )
+                )
+        await store.add_cases(conn, cases)
 
     async def _reviewed(
         self, conn: asyncpg.Connection, record: Record, ev: ReviewCompleted

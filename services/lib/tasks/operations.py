@@ -16,6 +16,7 @@ same case wait for each other and PostgreSQL aborts one of them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -88,6 +89,20 @@ class TaskClosed(TaskError):
 _COLUMNS = ", ".join(Task.__dataclass_fields__)
 
 
+@dataclass(frozen=True)
+class NewTask:
+    """A task to create (`create_many`): what `create` takes, as one value."""
+
+    case_id: str
+    kind: str
+    centre_id: str
+    priority: str
+    due_at: datetime
+    window_start: datetime | None = None
+    hospital_id: str | None = None
+    expected_discharge_date: date | None = None
+
+
 async def create(
     conn: asyncpg.Connection,
     *,
@@ -100,38 +115,97 @@ async def create(
     hospital_id: str | None = None,
     expected_discharge_date: date | None = None,
 ) -> Task | None:
-    """A new task, unless one of this kind is already live for the case (idempotent).
+    """A new task, unless one of this kind is already live for the case (idempotent);
+    `create_many` of one, so the two can never differ."""
+    new = NewTask(
+        case_id=case_id,
+        kind=kind,
+        centre_id=centre_id,
+        priority=priority,
+        due_at=due_at,
+        window_start=window_start,
+        hospital_id=hospital_id,
+        expected_discharge_date=expected_discharge_date,
+    )
+    return (await create_many(conn, [new]))[0]
 
-    A transaction-scoped advisory lock on (case, kind) makes check-then-insert safe
-    when two transactions create the same task at once.
+
+def _lock_key(case_id: str, kind: str) -> str:
+    return f"task:{case_id}:{kind}"
+
+
+async def create_many(conn: asyncpg.Connection, new: Sequence[NewTask]) -> list[Task | None]:
+    """Create each task unless one of its kind is already live for its case, as that many
+    `create` calls in this order would: one task each, None for those that were live
+    (a (case, kind) twice in `new`: the first is created, the second finds it live).
+
+    A transaction-scoped advisory lock per (case, kind) makes check-then-insert safe
+    when two transactions create the same task at once. The set's locks are taken in
+    one statement in ascending lock-id order, the same order in every transaction, so
+    two instances creating overlapping sets wait for each other instead of deadlocking.
+    Then one query for the live ones, one INSERT for the tasks, one for their audit rows.
     """
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"task:{case_id}:{kind}")
-    live = await conn.fetchval(
-        "SELECT 1 FROM tasks WHERE case_id = $1 AND kind = $2 AND status IN ('open', 'claimed', 'suspended')",
-        case_id,
-        kind,
+    if not new:
+        return []
+    await conn.execute(
+        """SELECT pg_advisory_xact_lock(k)
+           FROM (SELECT DISTINCT hashtext(key) AS k FROM unnest($1::text[]) AS key ORDER BY k) s""",
+        [_lock_key(t.case_id, t.kind) for t in new],
     )
-    if live:
-        return None
-    row = await conn.fetchrow(
-        f"""INSERT INTO tasks (case_id, kind, centre_id, priority, due_at, window_start, generation,
-                               hospital_id, expected_discharge_date)
-            VALUES ($1, $2, $3, $4, $5, $6,
-                    (SELECT coalesce(max(generation), 0) + 1 FROM tasks WHERE case_id = $1 AND kind = $2),
-                    $7, $8)
-            RETURNING {_COLUMNS}""",
-        case_id,
-        kind,
-        centre_id,
-        priority,
-        due_at,
-        window_start,
-        hospital_id,
-        expected_discharge_date,
-    )
-    task = Task.from_row(row)
-    await audit(conn, task.id, SYSTEM, "create")
-    return task
+    wanted = {(t.case_id, t.kind) for t in new}
+    # By case id alone, so the plan is always the tasks_case index; the kinds are
+    # matched here.
+    live = {
+        (row["case_id"], row["kind"])
+        for row in await conn.fetch(
+            """SELECT case_id, kind FROM tasks
+               WHERE case_id = ANY($1::text[]) AND status IN ('open', 'claimed', 'suspended')""",
+            sorted({t.case_id for t in new}),
+        )
+    } & wanted
+    # The ones to create, first of each (case, kind) only: a later one finds it live.
+    chosen: list[NewTask] = []
+    for task in new:
+        if (task.case_id, task.kind) not in live:
+            live.add((task.case_id, task.kind))
+            chosen.append(task)
+    created: dict[tuple[str, str], Task] = {}
+    if chosen:
+        # Inserted in `new`'s order (ORDER BY n.ord), so ids and audit rows come in the
+        # order single creates would give them.
+        rows = await conn.fetch(
+            f"""INSERT INTO tasks (case_id, kind, centre_id, priority, due_at, window_start,
+                                   generation, hospital_id, expected_discharge_date)
+                SELECT n.case_id, n.kind, n.centre_id, n.priority, n.due_at, n.window_start,
+                       (SELECT coalesce(max(t.generation), 0) + 1 FROM tasks t
+                         WHERE t.case_id = n.case_id AND t.kind = n.kind),
+                       n.hospital_id, n.expected_discharge_date
+                FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+                            $6::timestamptz[], $7::text[], $8::date[])
+                     WITH ORDINALITY AS n (case_id, kind, centre_id, priority, due_at,
+                                           window_start, hospital_id, expected_discharge_date,
+                                           ord)
+                ORDER BY n.ord
+                RETURNING {_COLUMNS}""",
+            [t.case_id for t in chosen],
+            [t.kind for t in chosen],
+            [t.centre_id for t in chosen],
+            [t.priority for t in chosen],
+            [t.due_at for t in chosen],
+            [t.window_start for t in chosen],
+            [t.hospital_id for t in chosen],
+            [t.expected_discharge_date for t in chosen],
+        )
+        tasks = sorted((Task.from_row(row) for row in rows), key=lambda t: t.id)
+        await conn.execute(
+            """INSERT INTO task_audit (task_id, actor, action)
+               SELECT id, $2, 'create' FROM unnest($1::bigint[]) WITH ORDINALITY AS a (id, ord)
+               ORDER BY ord""",
+            [t.id for t in tasks],
+            SYSTEM,
+        )
+        created = {(t.case_id, t.kind): t for t in tasks}
+    return [created.pop((t.case_id, t.kind), None) for t in new]
 
 
 async def get(conn: asyncpg.Connection, task_id: int) -> Task:
