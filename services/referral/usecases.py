@@ -215,22 +215,24 @@ class CaseEvents:
                     )
                 )
         added = await store.add_cases(conn, cases)
-        reviews = []
-        for _, ev in accepted:
-            if ev.case_id in added:
-                added.discard(ev.case_id)  # the first acceptance of the case only
-                reviews.append(
-                    tasks.NewTask(
-                        case_id=ev.case_id,
-                        kind=REVIEW,
-                        centre_id=ev.centre_id,
-                        priority=ev.priority,
-                        due_at=ev.review_deadline,
-                        hospital_id=ev.hospital_id,
-                        expected_discharge_date=ev.expected_discharge_date,
-                    )
+        # A case accepted twice in the run asks twice: create_many, like two creates,
+        # makes the first and finds it live for the second.
+        await tasks.create_many(
+            conn,
+            [
+                tasks.NewTask(
+                    case_id=ev.case_id,
+                    kind=REVIEW,
+                    centre_id=ev.centre_id,
+                    priority=ev.priority,
+                    due_at=ev.review_deadline,
+                    hospital_id=ev.hospital_id,
+                    expected_discharge_date=ev.expected_discharge_date,
                 )
-        await tasks.create_many(conn, reviews)
+                for _, ev in accepted
+                if ev.case_id in added
+            ],
+        )
 
     async def _discharge_date(
         self,
