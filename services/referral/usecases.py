@@ -2,7 +2,10 @@
 
 Reacting to case events (subscriber side): open the review task for every
 accepted case, the care-plan task after the pre-discharge visit, close on
-cancellation. Coordinators' work (interface side, `Coordinator`): complete a
+cancellation. Acceptances are taken as a set (issue 12): a batch's run of them
+adds its cases with one statement and their reviews with one `tasks.create_many`;
+the other events go one by one in their place, so each case's events keep their
+order. Coordinators' work (interface side, `Coordinator`): complete a
 review, set a care plan (each line ordered from a provider and the delivery task
 opened), put a plan on the waitlist or report it could not be delivered, record a
 line's delivery on the delivery task. Providers (`ProviderDesk`) report the

@@ -6,6 +6,8 @@ when it moves beyond the horizon), mark it missed if the patient leaves first,
 and plan the post-discharge visit once services are ordered and the patient is
 home; readmission suspends it. Interface side (`Coordinator`): record a visit,
 a failed contact attempt (unreachable after the configured number), reopen.
+Acceptances are taken as a set (issue 12): a batch's run of them adds its cases
+with one statement; the other events go one by one in their place.
 
 The rules are in `domain` (pure); a use case locks the case, asks the domain,
 and writes its decision (the case, the tasks, the outbox) in one transaction.

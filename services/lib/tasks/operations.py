@@ -2,7 +2,8 @@
 
 Every operation runs on the caller's connection inside the caller's
 transaction, so a use case completes a task and emits its case events
-atomically. Exclusivity comes from conditional UPDATEs: of two concurrent
+atomically. `create_many` creates a set of tasks with a statement per table (a
+batch of accepted cases, issue 12); `create` is `create_many` of one. Exclusivity comes from conditional UPDATEs: of two concurrent
 claims, PostgreSQL lets exactly one UPDATE match `status = 'open'`.
 
 Lock order: a transaction that touches a case and its tasks locks the case row
