@@ -261,13 +261,17 @@ async def test_one_referral_is_one_trace_across_the_four_services_without_person
     for update in updates:
         assert update.headers["traceparent"].split("-")[1] == trace_id, update.data["status"]
 
-    # Every service's spans for this referral, in the one trace.
+    # Every service's spans for this referral, in the one trace. Each process exports
+    # its spans in batches of its own timing: a service's receive span can arrive a batch
+    # before its process span, so the wait is for the process spans themselves.
     def every_service_reported(spans: list[Span]) -> bool:
-        in_trace = {s.service for s in spans if s.trace_id == trace_id}
+        processed_by = {
+            s.service for s in spans if s.trace_id == trace_id and s.name.endswith(" process")
+        }
         sent_update = any(
             s.trace_id == trace_id and s.name == f"{topics.updates(HOSPITAL)} send" for s in spans
         )
-        return in_trace >= SERVICE_NAMES and sent_update
+        return processed_by >= SERVICE_NAMES and sent_update
 
     _, spans = _wait_for_spans(received, every_service_reported)
     in_trace = [s for s in spans if s.trace_id == trace_id]
